@@ -1,0 +1,17 @@
+// `npm run build` (also run by `npm install` through `prepare`): bundles the server into dist/.
+// Dependencies stay external (node_modules), so native modules like sqlite3 load as installed.
+import { build } from 'esbuild';
+
+const started = Date.now();
+await build({
+  entryPoints: { 'server/start': 'server/start.ts' },
+  outdir: 'dist',
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  packages: 'external',
+  sourcemap: true,
+  logLevel: 'warning',
+});
+console.log(`built dist/server/start.js in ${Date.now() - started} ms`);

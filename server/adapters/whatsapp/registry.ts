@@ -1,0 +1,18 @@
+import path from 'node:path';
+import type { Config } from '../../config';
+import type { WhatsAppEngine } from '../../domain/ports';
+import { SimulatorEngine } from './simulator/engine';
+import { SimNetwork } from './simulator/network';
+import { WwebjsEngine } from './wwebjs/engine';
+
+/** Adding an engine: one folder beside this file and one line here. */
+export function createEngine(config: Config): { engine: WhatsAppEngine; network: SimNetwork | null } {
+  switch (config.WA_ENGINE) {
+    case 'simulator': {
+      const network = new SimNetwork(path.join(config.DATA_DIR, 'simulator'));
+      return { engine: new SimulatorEngine(network), network };
+    }
+    case 'wwebjs':
+      return { engine: new WwebjsEngine(), network: null };
+  }
+}

@@ -1,0 +1,70 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+// Every setting comes from the environment and is checked here, once, at start. A bad value
+// stops the server with a message that names the variable.
+const optionalUrl = z.string().url().optional();
+
+const schema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  PUBLIC_URL: optionalUrl,
+  DATA_DIR: z.string().min(1).default('./data'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .optional(),
+  WA_ENGINE: z.enum(['wwebjs', 'simulator']).default('wwebjs'),
+  WA_MAX_SESSIONS: z.coerce.number().int().min(1).max(1000).default(10),
+  CHROMIUM_PATH: z.string().min(1).optional(),
+  SECRET_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
+  KOMMO_CLIENT_ID: z.string().min(1).optional(),
+  KOMMO_CLIENT_SECRET: z.string().min(1).optional(),
+  KOMMO_REDIRECT_URI: optionalUrl,
+  BITRIX24_CLIENT_ID: z.string().min(1).optional(),
+  BITRIX24_CLIENT_SECRET: z.string().min(1).optional(),
+  OPERATOR_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
+    .optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Env = z.infer<typeof schema>;
+
+export interface Config extends Omit<Env, 'SECRET_KEY'> {
+  SECRET_KEY: string;
+  /** Largest file accepted from a widget or downloaded from WhatsApp. */
+  mediaMaxBytes: number;
+}
+
+export class ConfigError extends Error {}
+
+/** Reads and validates the environment; empty strings count as unset. */
+export function parseEnv(env: NodeJS.ProcessEnv): Env {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const res = schema.safeParse(cleaned);
+  if (!res.success) {
+    const lines = res.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  return res.data;
+}
+
+/** SECRET_KEY unset: one is generated into DATA_DIR/secret.key (mode 0600) and reused after. */
+export function resolveSecret(env: Env): string {
+  if (env.SECRET_KEY) return env.SECRET_KEY;
+  fs.mkdirSync(env.DATA_DIR, { recursive: true });
+  const file = path.join(env.DATA_DIR, 'secret.key');
+  if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
+  const key = crypto.randomBytes(32).toString('hex');
+  fs.writeFileSync(file, key + '\n', { mode: 0o600, flag: 'wx' });
+  return key;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = parseEnv(env);
+  return { ...parsed, SECRET_KEY: resolveSecret(parsed), mediaMaxBytes: 64 * 1024 * 1024 };
+}

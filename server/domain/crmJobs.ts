@@ -1,0 +1,97 @@
+import type { DomainContext } from './context';
+import type { JobHandler } from './jobs';
+import { KeyedMutex } from './mutex';
+import type { CrmRegistry, EntityRef } from './ports';
+import type { Contact, Portal } from './types';
+
+/** The CRM side of the pipeline: mirror each message into the CRM, alert people about new ones. */
+export class CrmJobs {
+  // The first messages of an unknown phone arrive together; the lookup-or-create for one contact
+  // runs one at a time so the CRM gets one contact, not one per message.
+  private readonly contactLock = new KeyedMutex();
+
+  constructor(
+    private readonly ctx: DomainContext,
+    private readonly crm: CrmRegistry,
+    /** Builds a signed media link for the CRM, and a link back to the conversation. */
+    private readonly links: { media(sha256: string, mimetype: string, filename: string | null): string | null },
+    /** Whether the portal's licence lets mirroring run now; when false the job waits and retries. */
+    private readonly mayMirror: (portalId: number) => Promise<boolean> = async () => true,
+  ) {}
+
+  async entityFor(portal: Portal, contact: Contact): Promise<EntityRef | null> {
+    if (contact.crmEntityId && contact.crmEntityType) return { type: contact.crmEntityType, id: contact.crmEntityId };
+    if (!contact.phone) return null; // hidden id: a manager links it by hand
+    return this.contactLock.run(`${portal.id}:${contact.id}`, async () => {
+      const fresh = await this.ctx.db.repos.contacts.get(portal.id, contact.id);
+      if (fresh?.crmEntityId && fresh.crmEntityType) return { type: fresh.crmEntityType, id: fresh.crmEntityId };
+      if (portal.settings.unknownNumber === 'ignore') return null;
+      const ref = await this.crm(portal.crm).findOrCreateByPhone(portal, contact.phone!, contact.name);
+      if (ref) await this.ctx.db.repos.contacts.setCrmEntity(contact.id, ref);
+      return ref;
+    });
+  }
+
+  private async load(messageId: number) {
+    const { repos } = this.ctx.db;
+    const message = await repos.messages.getAny(messageId);
+    if (!message) return null;
+    const portal = await repos.portals.get(message.portalId);
+    const conversation = await repos.conversations.get(message.portalId, message.conversationId);
+    const contact = conversation ? await repos.contacts.get(message.portalId, conversation.contactId) : null;
+    const number = await repos.numbers.getAny(message.numberId);
+    if (!portal || !contact || !number) return null;
+    return { message, portal, contact, number };
+  }
+
+  mirror(): JobHandler {
+    return {
+      run: async (job) => {
+        const loaded = await this.load(Number(job.payload.messageId));
+        if (!loaded) return;
+        const { message, portal, contact, number } = loaded;
+        if (portal.settings.mirror === false) return;
+        if (!(await this.mayMirror(portal.id))) throw new Error('licence inactive: mirroring waits for access to return');
+        const entity = await this.entityFor(portal, contact);
+        await this.crm(portal.crm).record(portal, entity, {
+          direction: message.direction,
+          type: message.type,
+          text: message.text,
+          phone: contact.phone,
+          contactName: contact.name,
+          numberPhone: number.phone,
+          mediaUrl: message.media ? this.links.media(message.media.sha256, message.media.mimetype, message.media.filename) : null,
+          at: message.createdAt,
+          status: message.status,
+          fromPhone: message.fromPhone,
+        });
+      },
+    };
+  }
+
+  alert(): JobHandler {
+    return {
+      run: async (job) => {
+        const loaded = await this.load(Number(job.payload.messageId));
+        if (!loaded) return;
+        const { message, portal, contact } = loaded;
+        const users = portal.settings.alertUserIds ?? (portal.settings.responsibleUserId ? [portal.settings.responsibleUserId] : []);
+        const who = contact.name ?? contact.phone ?? 'WhatsApp contact';
+        const body = message.text ?? `[${message.type}]`;
+        await this.crm(portal.crm).alert(portal, users, `WhatsApp: ${who}: ${body.slice(0, 200)}`, null);
+      },
+    };
+  }
+
+  numberAlert(): JobHandler {
+    return {
+      run: async (job) => {
+        const portal = await this.ctx.db.repos.portals.get(Number(job.portalId));
+        const number = await this.ctx.db.repos.numbers.getAny(Number(job.payload.numberId));
+        if (!portal || !number) return;
+        const what = job.payload.state === 'logged_out' ? 'was logged out; connect it again by QR' : `is ${String(job.payload.state)}`;
+        await this.crm(portal.crm).alert(portal, portal.settings.alertUserIds ?? [], `WhatsApp number ${number.phone ?? `#${number.id}`} ${what}`, null);
+      },
+    };
+  }
+}

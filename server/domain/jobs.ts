@@ -1,0 +1,150 @@
+import type { Clock, Database, Job } from './ports';
+
+export interface JobHandler {
+  run(job: Job): Promise<void>;
+  /** Called once when the job is buried after its last attempt (e.g. to mark a message failed). */
+  giveUp?(job: Job, error: Error): Promise<void>;
+}
+
+/** Thrown by a handler whose job can never succeed: it is buried at once, without more attempts. */
+export class PermanentJobError extends Error {}
+
+export interface JobRunnerOptions {
+  worker: string;
+  concurrency: number;
+  leaseMs: number;
+  /** Longest sleep between looks at the table when nobody wakes the runner. */
+  pollMs: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+}
+
+export interface JobEvents {
+  finished?(kind: string, outcome: 'done' | 'retry' | 'dead'): void;
+  error?(err: unknown, job?: Job): void;
+}
+
+/** Exponential backoff with jitter: spreads retries of many failed jobs instead of synchronising them. */
+export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random = Math.random): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+/**
+ * Durable job runner over the jobs table. Claims are leases: a job whose worker died is picked
+ * up again when its lease runs out. In-process producers call `wake()` after their commit so
+ * new work starts at once; otherwise the runner sleeps until the next due job or `pollMs`.
+ */
+export class JobRunner {
+  private running = false;
+  private inFlight = new Set<Promise<void>>();
+  private wakeUp: (() => void) | null = null;
+  private woken = false;
+  private loopDone: Promise<void> | null = null;
+
+  constructor(
+    private readonly db: Database,
+    private readonly handlers: Record<string, JobHandler>,
+    private readonly opts: JobRunnerOptions,
+    private readonly clock: Clock,
+    private readonly events: JobEvents = {},
+  ) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loopDone = this.loop();
+  }
+
+  wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  /** Stops claiming and waits for the jobs in hand to finish. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake();
+    await this.loopDone;
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private async loop(): Promise<void> {
+    while (this.running) {
+      let claimed: Job[] = [];
+      const free = this.opts.concurrency - this.inFlight.size;
+      this.woken = false;
+      if (free > 0) {
+        try {
+          claimed = await this.db.repos.jobs.claim(this.opts.worker, free, this.clock.now(), this.opts.leaseMs);
+        } catch (err) {
+          this.events.error?.(err);
+        }
+      }
+      for (const job of claimed) {
+        const p = this.execute(job).finally(() => {
+          this.inFlight.delete(p);
+          this.wake();
+        });
+        this.inFlight.add(p);
+      }
+      if (claimed.length > 0 && claimed.length === free) continue;
+      if (!this.running) break;
+      if (this.woken) continue;
+      await this.sleep(await this.idleDelay());
+    }
+  }
+
+  private async idleDelay(): Promise<number> {
+    try {
+      const next = await this.db.repos.jobs.nextRunAt();
+      if (next !== null) return Math.max(0, Math.min(this.opts.pollMs, next - this.clock.now()));
+    } catch (err) {
+      this.events.error?.(err);
+    }
+    return this.opts.pollMs;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.woken || ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.wakeUp = () => {
+        this.wakeUp = null;
+        done();
+      };
+    });
+  }
+
+  private async execute(job: Job): Promise<void> {
+    const handler = this.handlers[job.kind];
+    const jobs = this.db.repos.jobs;
+    try {
+      if (!handler) throw new PermanentJobError(`no handler for job kind ${job.kind}`);
+      await handler.run(job);
+      await jobs.complete(job.id, this.opts.worker);
+      this.events.finished?.(job.kind, 'done');
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      try {
+        if (err instanceof PermanentJobError || job.attempts >= job.maxAttempts) {
+          await handler?.giveUp?.(job, err);
+          await jobs.bury(job.id, this.opts.worker, err.message);
+          this.events.finished?.(job.kind, 'dead');
+        } else {
+          const delay = backoffDelay(job.attempts, this.opts.backoffBaseMs, this.opts.backoffMaxMs);
+          await jobs.retryLater(job.id, this.opts.worker, this.clock.now() + delay, err.message);
+          this.events.finished?.(job.kind, 'retry');
+        }
+      } catch (inner) {
+        // The lease will run out and the job will be claimed again: delayed, not lost.
+        this.events.error?.(inner, job);
+      }
+      this.events.error?.(err, job);
+    }
+  }
+}

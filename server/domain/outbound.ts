@@ -1,0 +1,229 @@
+import type { DomainContext } from './context';
+import { AppError, badRequest, conflict, notFound } from './errors';
+import { JOB_CRM_MIRROR } from './inbound';
+import { PermanentJobError, type JobHandler } from './jobs';
+import { KeyedMutex } from './mutex';
+import { PermanentSendError, type AckStatus, type Job, type WhatsAppSession } from './ports';
+import { allowedFrom } from './status';
+import type { Message, MessageType, Principal } from './types';
+
+export const JOB_SEND = 'wa.send';
+
+export interface OutboundRequest {
+  text: string | null;
+  file?: { data: Buffer; mimetype: string; filename: string | null } | null;
+  voice?: boolean;
+  quotedMessageId?: number | null;
+}
+
+/** Where the send job finds a live session; the session manager implements it. */
+export interface SessionLookup {
+  readySession(numberId: number): WhatsAppSession | null;
+  chatIdOf(portalId: number, contactId: number): Promise<string | null>;
+}
+
+/** Hook for the licence rules: throws (402/403) when the portal may not send now. */
+export type SendGuard = (portalId: number) => Promise<void>;
+
+function typeOf(mimetype: string, voice: boolean): MessageType {
+  if (voice) return 'voice';
+  if (mimetype.startsWith('image/')) return mimetype === 'image/webp' ? 'sticker' : 'image';
+  if (mimetype.startsWith('video/')) return 'video';
+  if (mimetype.startsWith('audio/')) return 'audio';
+  return 'document';
+}
+
+// WhatsApp plays a voice note only from Ogg/Opus; anything else would arrive as a file.
+const VOICE_MIMES = ['audio/ogg', 'audio/ogg; codecs=opus', 'audio/opus'];
+
+const ACK_TTL_MS = 120_000;
+
+/**
+ * The outbound path: a message is stored `queued` (with the caller's idempotency key) before the
+ * API answers, then a durable job sends it. Acks move the status forward only.
+ */
+export class OutboundService {
+  private readonly chatLock = new KeyedMutex();
+  /** Acks that came before the send call returned the message's id. */
+  private readonly earlyAcks = new Map<string, { status: AckStatus; error?: string; at: number }[]>();
+
+  constructor(
+    private readonly ctx: DomainContext,
+    private readonly sessions: SessionLookup,
+    private readonly guard: SendGuard = async () => {},
+  ) {}
+
+  async accept(p: Principal, conversationId: number, req: OutboundRequest, idempotencyKey: string): Promise<{ message: Message; created: boolean }> {
+    const { db, clock } = this.ctx;
+    const conversation = await db.repos.conversations.get(p.portalId, conversationId);
+    if (!conversation) throw notFound('conversation');
+    if (!req.file && !(req.text && req.text.trim())) throw badRequest('text: a message needs text or a file', { field: 'text' });
+    if (req.text && req.text.length > 65536) throw badRequest('text: longer than 65536 characters', { field: 'text' });
+    if (req.voice) {
+      if (!req.file) throw badRequest('file: a voice note needs an audio file', { field: 'file' });
+      const base = req.file.mimetype.split(';')[0]!.trim().toLowerCase();
+      if (!VOICE_MIMES.includes(base) && !VOICE_MIMES.includes(req.file.mimetype.toLowerCase())) {
+        throw badRequest('file: a voice note must be Ogg/Opus (audio/ogg)', { field: 'file' });
+      }
+    }
+    if (req.quotedMessageId) {
+      const quoted = await db.repos.messages.get(p.portalId, req.quotedMessageId);
+      if (!quoted || quoted.conversationId !== conversationId) throw badRequest('quotedMessageId: no such message in this conversation', { field: 'quotedMessageId' });
+    }
+    await this.guard(p.portalId);
+    const mediaRef = req.file ? await this.ctx.media.put(req.file.data, req.file.mimetype) : null;
+    const result = await db.transaction(async (r) => {
+      const res = await r.messages.insertOutbound({
+        portalId: p.portalId,
+        conversationId,
+        numberId: conversation.numberId,
+        direction: 'out',
+        type: req.file ? typeOf(req.file.mimetype, !!req.voice) : 'text',
+        text: req.text && req.text.length ? req.text : null,
+        status: 'queued',
+        idempotencyKey,
+        mediaId: mediaRef?.id ?? null,
+        mediaFilename: req.file?.filename ?? null,
+        ptt: !!req.voice,
+        quotedMessageId: req.quotedMessageId ?? null,
+        createdAt: clock.now(),
+      });
+      if (res.created) {
+        await r.jobs.enqueue({ kind: JOB_SEND, portalId: p.portalId, payload: { messageId: res.message.id }, dedupeKey: `send:${res.message.id}` });
+        await r.conversations.touch(conversationId, res.message.createdAt, 0);
+      }
+      return res;
+    });
+    if (!result.created) {
+      const m = result.message;
+      // Same key, different request: the client has a bug; sending either would be a guess.
+      if (m.conversationId !== conversationId || (m.text ?? null) !== (req.text && req.text.length ? req.text : null) || (m.media?.sha256 ?? null) !== (mediaRef?.sha256 ?? null)) {
+        throw new AppError(422, 'idempotency_key_reused', 'Idempotency-Key was already used for a different message');
+      }
+      return result;
+    }
+    this.ctx.metrics.message('out', 'stored');
+    this.ctx.live.publish(p.portalId, { type: 'message', conversationId, message: result.message });
+    this.ctx.wakeJobs();
+    return result;
+  }
+
+  async retry(p: Principal, messageId: number): Promise<Message> {
+    const msg = await this.ctx.db.repos.messages.get(p.portalId, messageId);
+    if (!msg || msg.direction !== 'out') throw notFound('message');
+    if (msg.status !== 'failed') throw conflict(`message is ${msg.status}, only a failed message can be retried`);
+    await this.guard(p.portalId);
+    const updated = await this.ctx.db.transaction(async (r) => {
+      const m = await r.messages.setStatus(messageId, 'queued', null, allowedFrom('queued'));
+      if (m) await r.jobs.enqueue({ kind: JOB_SEND, portalId: p.portalId, payload: { messageId }, dedupeKey: `send:${messageId}` });
+      return m;
+    });
+    if (!updated) throw conflict('message changed meanwhile');
+    this.publishStatus(updated);
+    this.ctx.wakeJobs();
+    return updated;
+  }
+
+  /** The durable send job. */
+  sendJob(): JobHandler {
+    return {
+      run: (job) => this.runSend(job),
+      giveUp: async (job, err) => {
+        const id = Number(job.payload.messageId);
+        const m = await this.ctx.db.repos.messages.setStatus(id, 'failed', err.message, allowedFrom('failed'));
+        if (m) this.publishStatus(m);
+      },
+    };
+  }
+
+  private async runSend(job: Job): Promise<void> {
+    const { db, clock } = this.ctx;
+    const id = Number(job.payload.messageId);
+    const msg = await db.repos.messages.getAny(id);
+    if (!msg || msg.status !== 'queued') return; // sent meanwhile, or retried and superseded
+    const session = this.sessions.readySession(msg.numberId);
+    if (!session) throw new Error('WhatsApp number is not connected');
+    const conversation = await db.repos.conversations.get(msg.portalId, msg.conversationId);
+    if (!conversation) return;
+    const chatId = await this.sessions.chatIdOf(msg.portalId, conversation.contactId);
+    if (!chatId) throw new PermanentJobError('the contact has no WhatsApp id');
+
+    await this.chatLock.run(`${msg.numberId}:${chatId}`, async () => {
+      // A previous attempt started and was cut off (crash, timeout): WhatsApp may have sent it.
+      // Look before sending again, so the client never gets it twice.
+      if (msg.sendStartedAt !== null && msg.waMessageId === null) {
+        const sent = await session.recentSent(chatId, new Date(msg.sendStartedAt - 5_000));
+        const taken = await db.repos.messages.waIdsTaken(msg.numberId, sent.map((s) => s.waMessageId));
+        const match = sent.find(
+          (s) => !taken.has(s.waMessageId) && s.type === msg.type && (s.text ?? null) === (msg.text ?? null) && (s.mediaSha256 ?? null) === (msg.media?.sha256 ?? null),
+        );
+        if (match) {
+          this.ctx.log.info({ messageId: id, waMessageId: match.waMessageId }, 'interrupted send found delivered; not resending');
+          await this.linkSent(msg, match.waMessageId);
+          return;
+        }
+      }
+      await db.repos.messages.markSendStarted(id, clock.now());
+      let quotedWaId: string | null = null;
+      if (msg.quotedMessageId) quotedWaId = (await db.repos.messages.getAny(msg.quotedMessageId))?.waMessageId ?? null;
+      const media = msg.media
+        ? { data: await this.ctx.media.read(msg.media.sha256), mimetype: msg.media.mimetype, filename: msg.media.filename }
+        : null;
+      try {
+        const { waMessageId } = await session.send({ chatId, type: msg.type, text: msg.text, media, ptt: msg.ptt, quotedWaMessageId: quotedWaId });
+        await this.linkSent(msg, waMessageId);
+      } catch (err) {
+        if (err instanceof PermanentSendError) {
+          const failed = await db.repos.messages.setStatus(id, 'failed', err.message, allowedFrom('failed'));
+          if (failed) this.publishStatus(failed);
+          return;
+        }
+        throw err;
+      }
+    });
+  }
+
+  private async linkSent(msg: Message, waMessageId: string): Promise<void> {
+    const { db } = this.ctx;
+    const linked = await db.transaction(async (r) => {
+      if (!(await r.messages.setWaMessageId(msg.id, waMessageId))) return false;
+      await r.jobs.enqueue({ kind: JOB_CRM_MIRROR, portalId: msg.portalId, payload: { messageId: msg.id } });
+      return true;
+    });
+    if (!linked) {
+      this.ctx.log.warn({ messageId: msg.id, waMessageId }, 'engine id already belongs to another message');
+      return;
+    }
+    this.ctx.wakeJobs();
+    const pending = this.earlyAcks.get(`${msg.numberId}:${waMessageId}`);
+    this.earlyAcks.delete(`${msg.numberId}:${waMessageId}`);
+    for (const a of pending ?? []) await this.applyAck(msg.numberId, waMessageId, a.status, a.error);
+  }
+
+  /** An ack from the engine. Unknown ids are held briefly: the send call may not have returned yet. */
+  async ack(numberId: number, waMessageId: string, status: AckStatus, error?: string): Promise<void> {
+    const applied = await this.applyAck(numberId, waMessageId, status, error);
+    if (applied) return;
+    const key = `${numberId}:${waMessageId}`;
+    const now = this.ctx.clock.now();
+    const list = this.earlyAcks.get(key) ?? [];
+    list.push({ status, error, at: now });
+    this.earlyAcks.set(key, list);
+    if (this.earlyAcks.size > 10_000) {
+      for (const [k, v] of this.earlyAcks) if (now - v[0]!.at > ACK_TTL_MS) this.earlyAcks.delete(k);
+    }
+  }
+
+  /** True when the message is known (whether or not the status moved). */
+  private async applyAck(numberId: number, waMessageId: string, status: AckStatus, error?: string): Promise<boolean> {
+    const msg = await this.ctx.db.repos.messages.findByWaId(numberId, waMessageId);
+    if (!msg) return false;
+    const updated = await this.ctx.db.repos.messages.setStatus(msg.id, status, status === 'failed' ? error ?? 'failed' : null, allowedFrom(status));
+    if (updated) this.publishStatus(updated);
+    return true;
+  }
+
+  private publishStatus(m: Message): void {
+    this.ctx.live.publish(m.portalId, { type: 'status', conversationId: m.conversationId, messageId: m.id, status: m.status, error: m.error });
+  }
+}

@@ -1,0 +1,299 @@
+// The ports: what the domain needs from the outside world. Adapters implement them;
+// the composition root (main.ts) plugs them together.
+import type {
+  Contact,
+  Conversation,
+  CrmKind,
+  Direction,
+  LiveEvent,
+  MediaRef,
+  Message,
+  MessageStatus,
+  MessageType,
+  NumberState,
+  Portal,
+  PortalSettings,
+  WaNumber,
+} from './types';
+
+// ---------------------------------------------------------------- WhatsApp engine
+
+export interface InboundMedia {
+  data: Buffer;
+  mimetype: string;
+  filename?: string | null;
+}
+
+/** One message as WhatsApp reports it, inbound or sent from the phone itself (`fromMe`). */
+export interface Inbound {
+  waMessageId: string;
+  /** WhatsApp chat id of the other side: `15550000002@c.us` or `…@lid`. */
+  chatId: string;
+  /** E.164 phone of the other side when WhatsApp shows it. */
+  phone: string | null;
+  name: string | null;
+  type: MessageType;
+  text: string | null;
+  media?: InboundMedia | null;
+  /** WhatsApp said the message had media but it can no longer be downloaded. */
+  mediaUnavailable?: boolean;
+  ptt?: boolean;
+  /** Milliseconds since the epoch, as WhatsApp stamped it. */
+  timestamp: number;
+  /** Written on the phone itself (or another linked device): recorded as outbound "sent from phone". */
+  fromMe?: boolean;
+  quotedWaMessageId?: string | null;
+}
+
+export interface Outbound {
+  /** WhatsApp chat id to send to. */
+  chatId: string;
+  type: MessageType;
+  text: string | null;
+  media?: InboundMedia | null;
+  ptt?: boolean;
+  quotedWaMessageId?: string | null;
+}
+
+/** What an engine remembers it sent recently; used to reconcile a send cut off by a crash. */
+export interface SentRecord {
+  waMessageId: string;
+  chatId: string;
+  type: MessageType;
+  text: string | null;
+  mediaSha256?: string | null;
+  timestamp: number;
+}
+
+export type AckStatus = Exclude<MessageStatus, 'queued'>;
+
+export interface SessionListener {
+  onState(state: NumberState, detail?: { reason?: string; qr?: string; phone?: string }): void;
+  onInbound(msg: Inbound): Promise<void>;
+  onAck(waMessageId: string, status: AckStatus, error?: string): Promise<void>;
+  onRevoked?(waMessageId: string): Promise<void>;
+  /** WhatsApp revealed the phone behind a hidden (`@lid`) chat id. */
+  onChatIdentified?(hiddenChatId: string, phone: string): Promise<void>;
+}
+
+export interface WhatsAppSession {
+  send(msg: Outbound): Promise<{ waMessageId: string }>;
+  /** Messages (inbound and sent from the phone) that arrived since `since`: catch-up after a gap. */
+  fetchSince(since: Date): AsyncIterable<Inbound>;
+  /** Outbound messages this login sent to `chatId` since `since` (for reconciling an interrupted send). */
+  recentSent(chatId: string, since: Date): Promise<SentRecord[]>;
+  /** Tell the client's phone its messages were seen. Optional for engines that cannot. */
+  markSeen?(chatId: string): Promise<void>;
+  close(): Promise<void>;
+  logout(): Promise<void>;
+}
+
+export interface WhatsAppEngine {
+  readonly name: string;
+  open(numberId: number, listener: SessionListener): Promise<WhatsAppSession>;
+  /** Why the engine cannot run at all (e.g. no browser), for /healthz; null when fine. */
+  problem?(): string | null;
+  shutdown?(): Promise<void>;
+}
+
+/** A send failure the engine knows to be final (no retry): the message goes to `failed` with the reason. */
+export class PermanentSendError extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'PermanentSendError';
+  }
+}
+
+// ---------------------------------------------------------------- CRM
+
+export interface EntityRef {
+  type: string;
+  id: string;
+}
+
+export interface CrmMessageRecord {
+  direction: Direction;
+  type: MessageType;
+  text: string | null;
+  phone: string | null;
+  contactName: string | null;
+  numberPhone: string | null;
+  mediaUrl: string | null;
+  at: number;
+  status: MessageStatus;
+  fromPhone: boolean;
+}
+
+export interface CrmAdapter {
+  phonesOf(portal: Portal, entity: EntityRef): Promise<string[]>;
+  findOrCreateByPhone(portal: Portal, phone: string, name: string | null): Promise<EntityRef | null>;
+  record(portal: Portal, entity: EntityRef | null, message: CrmMessageRecord): Promise<void>;
+  alert(portal: Portal, userIds: string[], text: string, link: string | null): Promise<void>;
+}
+
+export type CrmRegistry = (kind: CrmKind) => CrmAdapter;
+
+// ---------------------------------------------------------------- Persistence
+
+export interface NewMessage {
+  portalId: number;
+  conversationId: number;
+  numberId: number;
+  direction: Direction;
+  type: MessageType;
+  text: string | null;
+  status: MessageStatus;
+  waMessageId?: string | null;
+  idempotencyKey?: string | null;
+  mediaId?: number | null;
+  mediaFilename?: string | null;
+  ptt?: boolean;
+  quotedMessageId?: number | null;
+  fromPhone?: boolean;
+  error?: string | null;
+  createdAt: number;
+}
+
+export interface PortalRepo {
+  create(p: { crm: CrmKind; name: string; externalId?: string | null; settings?: PortalSettings }): Promise<Portal>;
+  get(id: number): Promise<Portal | null>;
+  list(): Promise<Portal[]>;
+}
+
+export interface NumberRepo {
+  create(portalId: number): Promise<WaNumber>;
+  get(portalId: number, id: number): Promise<WaNumber | null>;
+  getAny(id: number): Promise<WaNumber | null>;
+  list(portalId: number): Promise<WaNumber[]>;
+  /** Numbers whose login should be restored at start (everything not logged out). */
+  listRestorable(): Promise<WaNumber[]>;
+  setState(id: number, state: NumberState, detail: string | null, qr: string | null): Promise<void>;
+  setPhone(id: number, phone: string): Promise<void>;
+  markReady(id: number, at: number): Promise<void>;
+  countByState(): Promise<Record<string, number>>;
+}
+
+export interface ContactRepo {
+  upsert(portalId: number, c: { waId: string; phone: string | null; name: string | null }): Promise<Contact>;
+  get(portalId: number, id: number): Promise<Contact | null>;
+  findByPhone(portalId: number, phone: string): Promise<Contact | null>;
+  setCrmEntity(id: number, ref: { type: string; id: string }): Promise<void>;
+  /** Hidden id revealed: attach the phone, merging into an existing contact with that phone if there is one. */
+  identify(portalId: number, hiddenWaId: string, phone: string): Promise<Contact | null>;
+}
+
+export interface ConversationView extends Conversation {
+  phone: string | null;
+  waId: string;
+  name: string | null;
+  numberPhone: string | null;
+  lastMessage: Message | null;
+}
+
+export interface ConversationRepo {
+  upsert(portalId: number, numberId: number, contactId: number): Promise<Conversation>;
+  get(portalId: number, id: number): Promise<Conversation | null>;
+  view(portalId: number, id: number): Promise<ConversationView | null>;
+  listByPhones(portalId: number, phones: string[]): Promise<ConversationView[]>;
+  touch(id: number, at: number, unreadDelta: number): Promise<Conversation>;
+  markRead(portalId: number, id: number): Promise<Conversation | null>;
+}
+
+export interface MessageRepo {
+  /** Inserts unless (numberId, waMessageId) is already stored; null when it was. */
+  insertInboundOnce(m: NewMessage): Promise<Message | null>;
+  /** Inserts unless (portalId, idempotencyKey) exists; returns the stored one and whether it was new. */
+  insertOutbound(m: NewMessage): Promise<{ message: Message; created: boolean }>;
+  get(portalId: number, id: number): Promise<Message | null>;
+  getAny(id: number): Promise<Message | null>;
+  findByWaId(numberId: number, waMessageId: string): Promise<Message | null>;
+  page(portalId: number, conversationId: number, beforeId: number | null, limit: number): Promise<Message[]>;
+  markSendStarted(id: number, at: number): Promise<void>;
+  /** Links the engine's id; false if another message already owns it (then nothing changes). */
+  setWaMessageId(id: number, waMessageId: string): Promise<boolean>;
+  /** Moves the status if `allowedFrom` contains the current one; returns the updated message or null. */
+  setStatus(id: number, status: MessageStatus, error: string | null, allowedFrom: MessageStatus[]): Promise<Message | null>;
+  markRevoked(numberId: number, waMessageId: string): Promise<Message | null>;
+  /** Outbound messages of a conversation linked to these engine ids (reconcile needs to skip them). */
+  waIdsTaken(numberId: number, waMessageIds: string[]): Promise<Set<string>>;
+  countByDirection(): Promise<Record<string, number>>;
+}
+
+export interface MediaRepo {
+  upsert(m: { sha256: string; mimetype: string; size: number }): Promise<MediaRef>;
+  getBySha(sha256: string): Promise<MediaRef | null>;
+  get(id: number): Promise<MediaRef | null>;
+}
+
+export interface JobSpec {
+  kind: string;
+  portalId: number | null;
+  payload: Record<string, unknown>;
+  runAt?: number;
+  maxAttempts?: number;
+  /** At most one live job with this key (e.g. one send job per message). */
+  dedupeKey?: string | null;
+}
+
+export interface Job {
+  id: number;
+  kind: string;
+  portalId: number | null;
+  payload: Record<string, unknown>;
+  attempts: number;
+  maxAttempts: number;
+  lockedBy: string | null;
+}
+
+export interface JobRepo {
+  enqueue(spec: JobSpec): Promise<void>;
+  /** Leases up to `limit` due jobs (pending, or running with an expired lease) for `leaseMs`. */
+  claim(worker: string, limit: number, now: number, leaseMs: number): Promise<Job[]>;
+  complete(id: number, worker: string): Promise<void>;
+  retryLater(id: number, worker: string, runAt: number, error: string): Promise<void>;
+  bury(id: number, worker: string, error: string): Promise<void>;
+  nextRunAt(): Promise<number | null>;
+  countByState(): Promise<Record<string, number>>;
+}
+
+export interface AuditRepo {
+  append(e: { portalId: number | null; actor: string; action: string; details?: Record<string, unknown> }): Promise<void>;
+}
+
+export interface Repositories {
+  portals: PortalRepo;
+  numbers: NumberRepo;
+  contacts: ContactRepo;
+  conversations: ConversationRepo;
+  messages: MessageRepo;
+  media: MediaRepo;
+  jobs: JobRepo;
+  audit: AuditRepo;
+}
+
+export interface Database {
+  repos: Repositories;
+  transaction<T>(fn: (repos: Repositories) => Promise<T>): Promise<T>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- Media, live events, clock
+
+export interface MediaStore {
+  /** Stores bytes once by content hash; enforces the size cap. */
+  put(data: Buffer, mimetype: string): Promise<MediaRef>;
+  read(sha256: string): Promise<Buffer>;
+  /** Signed, expiring URL path (absolute when PUBLIC_URL is known). */
+  url(media: MediaRef, filename?: string | null): string;
+}
+
+export interface LivePublisher {
+  publish(portalId: number, event: LiveEvent): void;
+}
+
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };

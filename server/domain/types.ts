@@ -1,0 +1,115 @@
+// The domain's vocabulary. Plain data only: no framework, database or vendor types here.
+
+export type CrmKind = 'none' | 'kommo' | 'bitrix24';
+
+export type NumberState = 'starting' | 'qr' | 'ready' | 'offline' | 'logged_out' | 'failed';
+
+/** Forward-only delivery status (DESIGN §4). `failed` sits outside the order and can go back to `queued` on retry. */
+export type MessageStatus = 'queued' | 'sent' | 'delivered' | 'read' | 'played' | 'failed';
+
+export type Direction = 'in' | 'out';
+
+export type MessageType =
+  | 'text'
+  | 'image'
+  | 'video'
+  | 'audio'
+  | 'voice'
+  | 'document'
+  | 'sticker'
+  | 'location'
+  | 'other';
+
+export interface Portal {
+  id: number;
+  crm: CrmKind;
+  name: string;
+  externalId: string | null;
+  settings: PortalSettings;
+  createdAt: number;
+}
+
+export interface PortalSettings {
+  /** What to do with a message from a number the CRM does not know. */
+  unknownNumber?: 'create' | 'ignore';
+  pipelineId?: string;
+  stageId?: string;
+  responsibleUserId?: string;
+  mirror?: boolean;
+  alertUserIds?: string[];
+}
+
+export interface WaNumber {
+  id: number;
+  portalId: number;
+  phone: string | null;
+  state: NumberState;
+  stateDetail: string | null;
+  qr: string | null;
+  lastReadyAt: number | null;
+  createdAt: number;
+}
+
+export interface Contact {
+  id: number;
+  portalId: number;
+  /** E.164 (`+15550000002`) when known; null for a hidden-id contact until WhatsApp reveals it. */
+  phone: string | null;
+  /** WhatsApp's id of the chat: `15550000002@c.us` or `…@lid`. */
+  waId: string;
+  name: string | null;
+  crmEntityType: string | null;
+  crmEntityId: string | null;
+}
+
+export interface Conversation {
+  id: number;
+  portalId: number;
+  numberId: number;
+  contactId: number;
+  lastMessageAt: number | null;
+  unreadCount: number;
+}
+
+export interface MediaRef {
+  id: number;
+  sha256: string;
+  mimetype: string;
+  size: number;
+  filename: string | null;
+}
+
+export interface Message {
+  id: number;
+  portalId: number;
+  conversationId: number;
+  numberId: number;
+  direction: Direction;
+  type: MessageType;
+  text: string | null;
+  status: MessageStatus;
+  error: string | null;
+  waMessageId: string | null;
+  idempotencyKey: string | null;
+  media: MediaRef | null;
+  ptt: boolean;
+  quotedMessageId: number | null;
+  fromPhone: boolean;
+  revoked: boolean;
+  createdAt: number;
+  sendStartedAt: number | null;
+}
+
+/** The caller proven by a token: which portal, which CRM user, whether an admin. */
+export interface Principal {
+  portalId: number;
+  userId: string;
+  admin: boolean;
+}
+
+/** What the domain publishes to live widgets; one stream per portal. */
+export type LiveEvent =
+  | { type: 'message'; conversationId: number; message: Message }
+  | { type: 'status'; conversationId: number; messageId: number; status: MessageStatus; error: string | null }
+  | { type: 'conversation'; conversationId: number; unreadCount: number; lastMessageAt: number | null }
+  | { type: 'number'; number: WaNumber };

@@ -1,0 +1,143 @@
+// The composition root: the one place that builds and wires every piece. Nothing else creates
+// singletons; tests start the same server in-process through `startServer`.
+import crypto from 'node:crypto';
+import http from 'node:http';
+import path from 'node:path';
+import type express from 'express';
+import QRCode from 'qrcode';
+import { createCrmRegistry } from './adapters/crm/registry';
+import { simulatorRoutes } from './adapters/whatsapp/simulator/routes';
+import type { SimNetwork } from './adapters/whatsapp/simulator/network';
+import { createEngine } from './adapters/whatsapp/registry';
+import type { Config } from './config';
+import type { DomainContext } from './domain/context';
+import { ConversationService } from './domain/conversations';
+import { CrmJobs } from './domain/crmJobs';
+import { JOB_CRM_ALERT, JOB_CRM_MIRROR } from './domain/inbound';
+import { JobRunner, type JobRunnerOptions } from './domain/jobs';
+import { JOB_SEND, OutboundService } from './domain/outbound';
+import { systemClock, type Clock, type WhatsAppEngine } from './domain/ports';
+import { JOB_NUMBER_ALERT, SessionManager } from './domain/sessions';
+import { createApp } from './http/app';
+import { LiveHub } from './http/liveHub';
+import { conversationRoutes } from './http/routes/conversations';
+import { demoRouter } from './http/routes/demo';
+import { numberRoutes } from './http/routes/numbers';
+import { systemRouter } from './http/routes/system';
+import { streamRoutes } from './http/routes/stream';
+import { TokenService } from './http/tokens';
+import { createLogger, type Logger } from './logger';
+import { FileMediaStore } from './media/store';
+import { Metrics } from './metrics';
+import { openDatabase, type KnexDatabase } from './persistence/database';
+
+export const VERSION = '0.1.0';
+
+export interface StartOptions {
+  log?: Logger;
+  clock?: Clock;
+  /** Overrides for the job runner (tests use short backoffs). */
+  jobs?: Partial<JobRunnerOptions>;
+  /** Replace the engine chosen by WA_ENGINE (engine contract tests). */
+  engine?: WhatsAppEngine;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  config: Config;
+  db: KnexDatabase;
+  tokens: TokenService;
+  sessions: SessionManager;
+  runner: JobRunner;
+  hub: LiveHub;
+  network: SimNetwork | null;
+  app: express.Express;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
+  const log = opts.log ?? createLogger(config.LOG_LEVEL);
+  const clock = opts.clock ?? systemClock;
+  const db = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
+  const created = opts.engine ? { engine: opts.engine, network: null } : createEngine(config);
+  const { engine, network } = created;
+  const tokens = new TokenService(config.SECRET_KEY);
+  const hub = new LiveHub();
+  const media = new FileMediaStore(path.join(config.DATA_DIR, 'media'), db.repos.media, config.SECRET_KEY, config.mediaMaxBytes, config.PUBLIC_URL ?? null);
+
+  let runner: JobRunner | null = null;
+  let sessions: SessionManager | null = null;
+  const metrics = new Metrics({ jobs: () => db.repos.jobs.countByState(), sessions: () => sessions?.counts() ?? {} });
+  const ctx: DomainContext = { db, live: hub, media, clock, metrics, log, wakeJobs: () => runner?.wake() };
+
+  const renderQr = (payload: string) => QRCode.toDataURL(payload, { margin: 1, width: 264 });
+  sessions = new SessionManager(ctx, engine, renderQr);
+  const outbound = new OutboundService(ctx, sessions);
+  sessions.attach(outbound);
+  const conversations = new ConversationService(ctx);
+  const crmJobs = new CrmJobs(ctx, createCrmRegistry(db.knex), { media: (sha256, mimetype, filename) => media.url({ id: 0, sha256, mimetype, size: 0, filename }) });
+
+  runner = new JobRunner(
+    db,
+    {
+      [JOB_SEND]: outbound.sendJob(),
+      [JOB_CRM_MIRROR]: crmJobs.mirror(),
+      [JOB_CRM_ALERT]: crmJobs.alert(),
+      [JOB_NUMBER_ALERT]: crmJobs.numberAlert(),
+    },
+    {
+      worker: `${process.pid}-${crypto.randomBytes(3).toString('hex')}`,
+      concurrency: 8,
+      leaseMs: 60_000,
+      pollMs: 1000,
+      backoffBaseMs: 1000,
+      backoffMaxMs: 10 * 60_000,
+      ...opts.jobs,
+    },
+    clock,
+    {
+      finished: (kind, outcome) => metrics.jobsFinished.inc({ kind, outcome }),
+      error: (err, job) => log.warn({ err, jobId: job?.id, kind: job?.kind, portalId: job?.portalId }, 'job attempt failed'),
+    },
+  );
+
+  const openStreams = new Set<{ end(): void }>();
+  const apiRoutes = [
+    ...numberRoutes(db, sessions),
+    ...conversationRoutes({ conversations, outbound, sessions, media, maxUploadBytes: config.mediaMaxBytes }),
+    ...streamRoutes(hub, media, openStreams),
+    ...(network ? simulatorRoutes(network, db, tokens) : []),
+  ];
+  const extra = [systemRouter({ db, dialect: db.dialect, engine, metrics, media, secret: config.SECRET_KEY, version: VERSION })];
+  if (network) extra.push(demoRouter());
+  const app = createApp({ log, metrics, tokens, apiRoutes, extra, version: VERSION });
+
+  const server = http.createServer(app);
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.PORT, resolve);
+  });
+  const port = (server.address() as { port: number }).port;
+  runner.start();
+  await sessions.restoreAll();
+  log.info({ port, engine: engine.name, database: db.dialect }, 'InCRM server listening');
+
+  let closing: Promise<void> | null = null;
+  const close = () =>
+    (closing ??= (async () => {
+      // Stop taking requests; let the ones in flight finish; end the endless SSE responses.
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const s of openStreams) s.end();
+      server.closeIdleConnections();
+      await stopped;
+      await runner!.stop();
+      await sessions!.closeAll();
+      await engine.shutdown?.();
+      await db.close();
+      log.info('InCRM server stopped');
+    })());
+
+  return { url: `http://127.0.0.1:${port}`, port, config, db, tokens, sessions, runner, hub, network, app, close };
+}

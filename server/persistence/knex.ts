@@ -1,0 +1,52 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import pg from 'pg';
+import { migrationSource } from './migrations';
+
+// PostgreSQL returns BIGINT (20) and NUMERIC counts as strings; our values are millisecond
+// timestamps and ids, well inside Number.MAX_SAFE_INTEGER.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+export type Dialect = 'sqlite' | 'pg';
+
+export interface KnexHandle {
+  knex: Knex;
+  dialect: Dialect;
+}
+
+/** Opens SQLite in `dataDir` (WAL, foreign keys on) or PostgreSQL when a URL is given, and migrates. */
+export async function openKnex(opts: { databaseUrl?: string | null; dataDir: string; sqliteFile?: string }): Promise<KnexHandle> {
+  let handle: KnexHandle;
+  if (opts.databaseUrl) {
+    handle = {
+      dialect: 'pg',
+      knex: knexFactory({ client: 'pg', connection: opts.databaseUrl, pool: { min: 0, max: 10 } }),
+    };
+  } else {
+    fs.mkdirSync(opts.dataDir, { recursive: true });
+    const filename = opts.sqliteFile ?? path.join(opts.dataDir, 'incrm.sqlite');
+    handle = {
+      dialect: 'sqlite',
+      knex: knexFactory({
+        client: 'sqlite3',
+        connection: { filename },
+        useNullAsDefault: true,
+        // One connection: SQLite serialises writers anyway, and one connection keeps
+        // transactions from waiting on SQLITE_BUSY.
+        pool: {
+          min: 1,
+          max: 1,
+          afterCreate: (conn: { exec(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, c: unknown) => void) => {
+            conn.exec(
+              'PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;',
+              (err) => done(err, conn),
+            );
+          },
+        },
+      }),
+    };
+  }
+  await handle.knex.migrate.latest({ migrationSource });
+  return handle;
+}

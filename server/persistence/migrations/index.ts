@@ -1,0 +1,13 @@
+import type { Knex } from 'knex';
+import * as m001 from './001_core';
+
+// Migrations are listed in code (not read from a folder) so the bundled server carries them.
+const migrations: Record<string, { up(k: Knex): Promise<void>; down(k: Knex): Promise<void> }> = {
+  '001_core': m001,
+};
+
+export const migrationSource: Knex.MigrationSource<string> = {
+  getMigrations: async () => Object.keys(migrations).sort(),
+  getMigrationName: (name) => name,
+  getMigration: async (name) => migrations[name]!,
+};

@@ -1,0 +1,81 @@
+import type { Knex } from 'knex';
+import type { Job, JobRepo } from '../../domain/ports';
+import type { Dialect } from '../knex';
+import { num, strOrNull, type Row } from './rows';
+
+function toJob(r: Row): Job {
+  return {
+    id: num(r.id),
+    kind: String(r.kind),
+    portalId: r.portal_id === null ? null : num(r.portal_id),
+    payload: JSON.parse(String(r.payload)) as Record<string, unknown>,
+    attempts: num(r.attempts),
+    maxAttempts: num(r.max_attempts),
+    lockedBy: strOrNull(r.locked_by),
+  };
+}
+
+// A claim leases due jobs: pending ones whose time has come, and running ones whose lease ran
+// out (their worker died). The attempt is counted at claim time, so a job that kills its worker
+// still moves towards `dead`. On PostgreSQL, SKIP LOCKED lets several server processes claim
+// side by side without waiting on, or double-claiming, each other's rows.
+function claimSql(dialect: Dialect): string {
+  const lock = dialect === 'pg' ? 'FOR UPDATE SKIP LOCKED' : '';
+  return `UPDATE jobs SET state = 'running', locked_by = ?, locked_until = ?, attempts = attempts + 1, updated_at = ?
+    WHERE id IN (
+      SELECT id FROM jobs
+      WHERE (state = 'pending' AND run_at <= ?) OR (state = 'running' AND locked_until < ?)
+      ORDER BY run_at, id LIMIT ? ${lock})
+    RETURNING id, kind, portal_id, payload, attempts, max_attempts, locked_by`;
+}
+
+export function jobRepo(db: Knex | Knex.Transaction, dialect: Dialect): JobRepo {
+  const sql = claimSql(dialect);
+  return {
+    async enqueue(spec) {
+      const now = Date.now();
+      await db('jobs')
+        .insert({
+          kind: spec.kind,
+          portal_id: spec.portalId,
+          payload: JSON.stringify(spec.payload),
+          state: 'pending',
+          attempts: 0,
+          max_attempts: spec.maxAttempts ?? 12,
+          run_at: spec.runAt ?? now,
+          dedupe_key: spec.dedupeKey ?? null,
+          created_at: now,
+          updated_at: now,
+        })
+        .onConflict('dedupe_key')
+        .ignore();
+    },
+    async claim(worker, limit, now, leaseMs) {
+      const res = await db.raw(sql, [worker, now + leaseMs, now, now, now, limit]);
+      const rows: Row[] = Array.isArray(res) ? res : res.rows;
+      return rows.map(toJob).sort((a, b) => a.id - b.id);
+    },
+    async complete(id, worker) {
+      // Finished jobs are removed: the table holds only work to do and the dead to look at.
+      await db('jobs').where({ id, locked_by: worker }).delete();
+    },
+    async retryLater(id, worker, runAt, error) {
+      await db('jobs')
+        .where({ id, locked_by: worker })
+        .update({ state: 'pending', run_at: runAt, locked_by: null, locked_until: null, last_error: error.slice(0, 2000), updated_at: Date.now() });
+    },
+    async bury(id, worker, error) {
+      await db('jobs')
+        .where({ id, locked_by: worker })
+        .update({ state: 'dead', dedupe_key: null, locked_by: null, locked_until: null, last_error: error.slice(0, 2000), updated_at: Date.now() });
+    },
+    async nextRunAt() {
+      const row = await db('jobs').where({ state: 'pending' }).min({ t: 'run_at' }).first();
+      return row && row.t !== null && row.t !== undefined ? Number(row.t) : null;
+    },
+    async countByState() {
+      const rows = (await db('jobs').select('state').count({ n: '*' }).groupBy('state')) as Row[];
+      return Object.fromEntries(rows.map((r) => [String(r.state), Number(r.n)]));
+    },
+  };
+}

@@ -1,0 +1,116 @@
+import type { Knex } from 'knex';
+import type { MessageRepo, NewMessage } from '../../domain/ports';
+import type { Message } from '../../domain/types';
+import { toMessage, type Row } from './rows';
+
+function toRow(m: NewMessage): Row {
+  return {
+    portal_id: m.portalId,
+    conversation_id: m.conversationId,
+    number_id: m.numberId,
+    direction: m.direction,
+    type: m.type,
+    text: m.text,
+    status: m.status,
+    error: m.error ?? null,
+    wa_message_id: m.waMessageId ?? null,
+    idempotency_key: m.idempotencyKey ?? null,
+    media_id: m.mediaId ?? null,
+    media_filename: m.mediaFilename ?? null,
+    ptt: m.ptt ?? false,
+    quoted_message_id: m.quotedMessageId ?? null,
+    from_phone: m.fromPhone ?? false,
+    created_at: m.createdAt,
+    updated_at: m.createdAt,
+  };
+}
+
+/** Messages with their media columns joined in. */
+export function selectMessages(db: Knex | Knex.Transaction) {
+  return db('messages as msg')
+    .leftJoin('media as med', 'med.id', 'msg.media_id')
+    .select('msg.*', 'med.sha256 as m_sha256', 'med.mimetype as m_mimetype', 'med.size as m_size');
+}
+
+export function messageRepo(db: Knex | Knex.Transaction): MessageRepo {
+  const byId = async (id: number): Promise<Message | null> => {
+    const row = await selectMessages(db).where('msg.id', id).first();
+    return row ? toMessage(row) : null;
+  };
+  return {
+    async insertInboundOnce(m) {
+      const rows = await db('messages')
+        .insert(toRow(m))
+        .onConflict(['number_id', 'wa_message_id'])
+        .ignore()
+        .returning('id');
+      if (rows.length === 0) return null;
+      return byId(Number((rows[0] as Row).id));
+    },
+    async insertOutbound(m) {
+      const rows = await db('messages')
+        .insert(toRow(m))
+        .onConflict(['portal_id', 'idempotency_key'])
+        .ignore()
+        .returning('id');
+      if (rows.length > 0) return { message: (await byId(Number((rows[0] as Row).id)))!, created: true };
+      const existing = await selectMessages(db)
+        .where({ 'msg.portal_id': m.portalId, 'msg.idempotency_key': m.idempotencyKey })
+        .first();
+      return { message: toMessage(existing), created: false };
+    },
+    async get(portalId, id) {
+      const row = await selectMessages(db).where({ 'msg.id': id, 'msg.portal_id': portalId }).first();
+      return row ? toMessage(row) : null;
+    },
+    getAny: byId,
+    async findByWaId(numberId, waMessageId) {
+      const row = await selectMessages(db).where({ 'msg.number_id': numberId, 'msg.wa_message_id': waMessageId }).first();
+      return row ? toMessage(row) : null;
+    },
+    async page(portalId, conversationId, beforeId, limit) {
+      const q = selectMessages(db)
+        .where({ 'msg.portal_id': portalId, 'msg.conversation_id': conversationId })
+        .orderBy('msg.id', 'desc')
+        .limit(limit);
+      if (beforeId !== null) q.andWhere('msg.id', '<', beforeId);
+      return (await q).map(toMessage);
+    },
+    async markSendStarted(id, at) {
+      await db('messages').where({ id }).update({ send_started_at: at, updated_at: Date.now() });
+    },
+    async setWaMessageId(id, waMessageId) {
+      const owner = await db('messages')
+        .where({ wa_message_id: waMessageId })
+        .whereIn('number_id', db('messages').select('number_id').where({ id }))
+        .first('id');
+      if (owner && Number(owner.id) !== id) return false;
+      await db('messages').where({ id }).update({ wa_message_id: waMessageId, updated_at: Date.now() });
+      return true;
+    },
+    async setStatus(id, status, error, allowedFrom) {
+      const n = await db('messages')
+        .where({ id })
+        .whereIn('status', allowedFrom)
+        .update({ status, error, updated_at: Date.now() });
+      return n > 0 ? byId(id) : null;
+    },
+    async markRevoked(numberId, waMessageId) {
+      const n = await db('messages')
+        .where({ number_id: numberId, wa_message_id: waMessageId, revoked: false })
+        .update({ revoked: true, updated_at: Date.now() });
+      if (n === 0) return null;
+      const row = await selectMessages(db).where({ 'msg.number_id': numberId, 'msg.wa_message_id': waMessageId }).first();
+      return row ? toMessage(row) : null;
+    },
+    async waIdsTaken(numberId, ids) {
+      if (ids.length === 0) return new Set();
+      const rows = await db('messages').where({ number_id: numberId }).whereIn('wa_message_id', ids).select('wa_message_id');
+      return new Set(rows.map((r) => String(r.wa_message_id)));
+    },
+    async countByDirection() {
+      const rows = (await db('messages').select('direction').count({ n: '*' }).groupBy('direction')) as Row[];
+      return Object.fromEntries(rows.map((r) => [String(r.direction), Number(r.n)]));
+    },
+  };
+}
