@@ -75,8 +75,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   sessions = new SessionManager(ctx, engine, renderQr);
   const outbound = new OutboundService(ctx, sessions);
   sessions.attach(outbound);
-  const conversations = new ConversationService(ctx);
-  const crmJobs = new CrmJobs(ctx, createCrmRegistry(db.knex), { media: (sha256, mimetype, filename) => media.url({ id: 0, sha256, mimetype, size: 0, filename }) });
+  const crm = createCrmRegistry(db.knex);
+  const conversations = new ConversationService(ctx, crm);
+  const crmJobs = new CrmJobs(ctx, crm, { media: (sha256, mimetype, filename) => media.url({ id: 0, sha256, mimetype, size: 0, filename }) });
 
   runner = new JobRunner(
     db,

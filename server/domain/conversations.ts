@@ -1,12 +1,23 @@
 import type { DomainContext } from './context';
 import { badRequest, notFound } from './errors';
 import { chatIdOf, toE164 } from './phone';
-import type { ConversationView } from './ports';
+import type { ConversationView, CrmRegistry, EntityRef } from './ports';
 import type { Message, Principal } from './types';
 
 /** Reading and starting conversations, scoped to the caller's portal. */
 export class ConversationService {
-  constructor(private readonly ctx: DomainContext) {}
+  constructor(
+    private readonly ctx: DomainContext,
+    private readonly crm: CrmRegistry,
+  ) {}
+
+  /** The phones of a CRM card (its contacts' phones), normalised; for the chat panel. */
+  async phonesOf(p: Principal, entity: EntityRef): Promise<string[]> {
+    const portal = await this.ctx.db.repos.portals.get(p.portalId);
+    if (!portal) throw notFound('portal');
+    const raw = await this.crm(portal.crm).phonesOf(portal, entity);
+    return [...new Set(raw.map((r) => toE164(r)).filter((x): x is string => x !== null))];
+  }
 
   async list(p: Principal, phones: string[]): Promise<ConversationView[]> {
     const normalised = phones.map((raw) => {
