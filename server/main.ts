@@ -90,7 +90,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     {
       worker: `${process.pid}-${crypto.randomBytes(3).toString('hex')}`,
       concurrency: 8,
-      leaseMs: 60_000,
+      leaseMs: 15_000,
       pollMs: 1000,
       backoffBaseMs: 1000,
       backoffMaxMs: 10 * 60_000,

@@ -38,6 +38,8 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number, ran
 export class JobRunner {
   private running = false;
   private inFlight = new Set<Promise<void>>();
+  private readonly inHand = new Set<number>();
+  private renewTimer: NodeJS.Timeout | null = null;
   private wakeUp: (() => void) | null = null;
   private woken = false;
   private loopDone: Promise<void> | null = null;
@@ -54,6 +56,9 @@ export class JobRunner {
     if (this.running) return;
     this.running = true;
     this.loopDone = this.loop();
+    // Leases are short so a dead worker's jobs come back soon; live workers keep renewing theirs.
+    this.renewTimer = setInterval(() => void this.renew(), Math.max(50, Math.floor(this.opts.leaseMs / 3)));
+    this.renewTimer.unref();
   }
 
   wake(): void {
@@ -67,6 +72,16 @@ export class JobRunner {
     this.wake();
     await this.loopDone;
     await Promise.allSettled([...this.inFlight]);
+    if (this.renewTimer) clearInterval(this.renewTimer);
+  }
+
+  private async renew(): Promise<void> {
+    if (this.inHand.size === 0) return;
+    try {
+      await this.db.repos.jobs.extendLease([...this.inHand], this.opts.worker, this.clock.now() + this.opts.leaseMs);
+    } catch (err) {
+      this.events.error?.(err);
+    }
   }
 
   private async loop(): Promise<void> {
@@ -82,7 +97,9 @@ export class JobRunner {
         }
       }
       for (const job of claimed) {
+        this.inHand.add(job.id);
         const p = this.execute(job).finally(() => {
+          this.inHand.delete(job.id);
           this.inFlight.delete(p);
           this.wake();
         });

@@ -250,6 +250,8 @@ export interface JobRepo {
   /** Leases up to `limit` due jobs (pending, or running with an expired lease) for `leaseMs`. */
   claim(worker: string, limit: number, now: number, leaseMs: number): Promise<Job[]>;
   complete(id: number, worker: string): Promise<void>;
+  /** Renews the lease of jobs still in hand, so a long job is not taken over while it runs. */
+  extendLease(ids: number[], worker: string, until: number): Promise<void>;
   retryLater(id: number, worker: string, runAt: number, error: string): Promise<void>;
   bury(id: number, worker: string, error: string): Promise<void>;
   nextRunAt(): Promise<number | null>;

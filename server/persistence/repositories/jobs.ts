@@ -59,6 +59,10 @@ export function jobRepo(db: Knex | Knex.Transaction, dialect: Dialect): JobRepo 
       // Finished jobs are removed: the table holds only work to do and the dead to look at.
       await db('jobs').where({ id, locked_by: worker }).delete();
     },
+    async extendLease(ids, worker, until) {
+      if (ids.length === 0) return;
+      await db('jobs').whereIn('id', ids).andWhere({ locked_by: worker, state: 'running' }).update({ locked_until: until });
+    },
     async retryLater(id, worker, runAt, error) {
       await db('jobs')
         .where({ id, locked_by: worker })
