@@ -64,6 +64,22 @@ for (const target of testDatabases()) {
       expect((await srv.db.repos.messages.getAny(r.body.id))?.status).to.equal('read');
     });
 
+    it('reconciles a send cut off by a crash with what the engine sent, instead of sending twice', async () => {
+      // The state a kill leaves behind: the send had started and WhatsApp took the message, but the
+      // engine's id never reached the database and the job is still due.
+      const conv = (await p.user.post('/conversations', { phone: CLIENT })).body;
+      const { message } = await srv.db.repos.messages.insertOutbound({
+        portalId: p.portalId, conversationId: conv.id, numberId: p.numberId, direction: 'out', type: 'text', text: 'cut off', status: 'queued', idempotencyKey: 'cut-1', createdAt: Date.now(),
+      });
+      await srv.db.repos.messages.markSendStarted(message.id, Date.now() - 500);
+      srv.network!.send(p.numberId, { chatId: '15550000002@c.us', type: 'text', text: 'cut off' });
+      await srv.db.repos.jobs.enqueue({ kind: 'wa.send', portalId: p.portalId, payload: { messageId: message.id }, dedupeKey: `send:${message.id}` });
+      srv.runner.wake();
+      await waitFor(async () => (await srv.db.repos.messages.getAny(message.id))?.waMessageId, 3000, 'reconciled id');
+      await new Promise((res) => setTimeout(res, 100));
+      expect((await delivered(CLIENT)).filter((d) => d.text === 'cut off')).to.have.length(1);
+    });
+
     it('fails a message to a number not on WhatsApp with the reason, and a retry really resends', async () => {
       const stranger = '+15550000077';
       await p.anon.put(`/simulator/phones/${enc(stranger)}`, { registered: false });
