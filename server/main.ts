@@ -89,7 +89,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     },
     {
       worker: `${process.pid}-${crypto.randomBytes(3).toString('hex')}`,
-      concurrency: 8,
+      concurrency: 16,
       leaseMs: 15_000,
       pollMs: 1000,
       backoffBaseMs: 1000,

@@ -206,6 +206,8 @@ export interface MessageRepo {
   insertOutbound(m: NewMessage): Promise<{ message: Message; created: boolean }>;
   get(portalId: number, id: number): Promise<Message | null>;
   getAny(id: number): Promise<Message | null>;
+  /** A message with its contact and the phone of the number it went through, in one query. */
+  withParties(id: number): Promise<{ message: Message; contact: Contact; numberPhone: string | null } | null>;
   findByWaId(numberId: number, waMessageId: string): Promise<Message | null>;
   page(portalId: number, conversationId: number, beforeId: number | null, limit: number): Promise<Message[]>;
   markSendStarted(id: number, at: number): Promise<void>;
@@ -246,7 +248,8 @@ export interface Job {
 }
 
 export interface JobRepo {
-  enqueue(spec: JobSpec): Promise<void>;
+  /** Enqueues one job or several in one statement. */
+  enqueue(spec: JobSpec | JobSpec[]): Promise<void>;
   /** Leases up to `limit` due jobs (pending, or running with an expired lease) for `leaseMs`. */
   claim(worker: string, limit: number, now: number, leaseMs: number): Promise<Job[]>;
   complete(id: number, worker: string): Promise<void>;

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type { MessageRepo, NewMessage } from '../../domain/ports';
 import type { Message } from '../../domain/types';
-import { toMessage, type Row } from './rows';
+import { toContact, toMessage, type Row } from './rows';
 
 function toRow(m: NewMessage): Row {
   return {
@@ -39,13 +39,14 @@ export function messageRepo(db: Knex | Knex.Transaction): MessageRepo {
   };
   return {
     async insertInboundOnce(m) {
-      const rows = await db('messages')
+      const rows: Row[] = await db('messages')
         .insert(toRow(m))
         .onConflict(['number_id', 'wa_message_id'])
         .ignore()
-        .returning('id');
+        .returning('*');
       if (rows.length === 0) return null;
-      return byId(Number((rows[0] as Row).id));
+      // Without media there is nothing to join: the inserted row is the whole message.
+      return rows[0]!.media_id === null ? toMessage(rows[0]!) : byId(Number(rows[0]!.id));
     },
     async insertOutbound(m) {
       const rows = await db('messages')
@@ -64,6 +65,24 @@ export function messageRepo(db: Knex | Knex.Transaction): MessageRepo {
       return row ? toMessage(row) : null;
     },
     getAny: byId,
+    async withParties(id) {
+      const row = await selectMessages(db)
+        .join('conversations as cv', 'cv.id', 'msg.conversation_id')
+        .join('contacts as c', 'c.id', 'cv.contact_id')
+        .join('numbers as n', 'n.id', 'msg.number_id')
+        .select(
+          'c.id as c_id', 'c.phone as c_phone', 'c.wa_id as c_wa_id', 'c.name as c_name',
+          'c.crm_entity_type as c_crm_entity_type', 'c.crm_entity_id as c_crm_entity_id', 'n.phone as n_phone',
+        )
+        .where('msg.id', id)
+        .first();
+      if (!row) return null;
+      const contact = toContact({
+        id: row.c_id, portal_id: row.portal_id, phone: row.c_phone, wa_id: row.c_wa_id, name: row.c_name,
+        crm_entity_type: row.c_crm_entity_type, crm_entity_id: row.c_crm_entity_id,
+      });
+      return { message: toMessage(row), contact, numberPhone: row.n_phone ?? null };
+    },
     async findByWaId(numberId, waMessageId) {
       const row = await selectMessages(db).where({ 'msg.number_id': numberId, 'msg.wa_message_id': waMessageId }).first();
       return row ? toMessage(row) : null;

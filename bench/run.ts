@@ -1,0 +1,320 @@
+// `npm run bench`: the core's performance targets, each next to a bare baseline measured in the
+// same run (timings on a shared 2-core machine are noisy: compare ratios, read medians/p99).
+// Prints a table and writes bench/results.json.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import express from 'express';
+import knexFactory from 'knex';
+import type { RunningServer } from '../server/main';
+import { client, portalWithNumber, startTestServer, tempDir, waitFor } from '../test/helpers/server';
+
+interface Row {
+  name: string;
+  value: number;
+  unit: string;
+  baseline: number | null;
+  baselineName: string;
+  target: string;
+  pass: boolean | null;
+}
+
+const rows: Row[] = [];
+const ROOT = path.resolve(__dirname, '..');
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+const ms = (ns: bigint) => Number(ns) / 1e6;
+const now = () => process.hrtime.bigint();
+const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
+
+// ------------------------------------------------------------------ inbound throughput
+
+async function inboundThroughput(srv: RunningServer, p: Awaited<ReturnType<typeof portalWithNumber>>): Promise<void> {
+  const N = 5000;
+  const net = srv.network!;
+  const t0 = now();
+  // Engine events at full speed; the pipeline applies backpressure through its own awaits.
+  for (let i = 0; i < N; i++) {
+    net.inbound({ to: p.numberPhone, from: `+1555100${String(i % 50).padStart(4, '0')}`, text: `throughput ${i}`, waMessageId: `TP-${i}` });
+    if (i % 200 === 199) await sleep(0);
+  }
+  await waitFor(async () => Number((await srv.db.knex('messages').where('text', 'like', 'throughput %').count({ n: '*' }))[0]!.n) === N, 120_000, 'all stored');
+  const stored = ms(now() - t0);
+  const rate = N / (stored / 1000);
+  await waitFor(async () => Number((await srv.db.knex('jobs').count({ n: '*' }))[0]!.n) === 0, 120_000, 'jobs drained');
+  const drained = ms(now() - t0);
+
+  // Baseline: the same rows inserted one by one into a bare SQLite table (same pragmas).
+  const dir = tempDir('incrm-bench-base-');
+  const bare = knexFactory({ client: 'sqlite3', connection: { filename: path.join(dir, 'bare.sqlite') }, useNullAsDefault: true, pool: { min: 1, max: 1 } });
+  await bare.raw('PRAGMA journal_mode = WAL');
+  await bare.raw('PRAGMA synchronous = NORMAL');
+  await bare.schema.createTable('messages', (t) => {
+    t.increments('id');
+    t.integer('number_id');
+    t.string('wa_message_id');
+    t.text('text');
+    t.bigInteger('created_at');
+    t.unique(['number_id', 'wa_message_id']);
+  });
+  const b0 = now();
+  await Promise.all(
+    Array.from({ length: N }, (_, i) => bare('messages').insert({ number_id: 1, wa_message_id: `TP-${i}`, text: `throughput ${i}`, created_at: Date.now() })),
+  );
+  const bareRate = N / (ms(now() - b0) / 1000);
+  await bare.destroy();
+  rows.push({ name: `inbound throughput (${N} msgs, stored)`, value: Math.round(rate), unit: 'msg/s', baseline: Math.round(bareRate), baselineName: 'bare SQLite insert', target: '≥ 1000 msg/s', pass: rate >= 1000 });
+  rows.push({ name: 'inbound incl. CRM mirror+alert jobs drained', value: Math.round(N / (drained / 1000)), unit: 'msg/s', baseline: null, baselineName: '', target: 'info', pass: null });
+}
+
+// ------------------------------------------------------------------ SSE latency
+
+async function readSse(url: string, onEvent: (name: string, data: string) => void, signal: AbortSignal): Promise<void> {
+  const res = await fetch(url, { signal });
+  const reader = res.body!.getReader();
+  const dec = new TextDecoder();
+  let buf = '';
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += dec.decode(value, { stream: true });
+      let i: number;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const name = /^event: (.*)$/m.exec(block)?.[1] ?? 'message';
+        const data = /^data: (.*)$/m.exec(block)?.[1] ?? '';
+        onEvent(name, data);
+      }
+    }
+  } catch {
+    /* aborted */
+  }
+}
+
+async function sseLatency(srv: RunningServer, p: Awaited<ReturnType<typeof portalWithNumber>>): Promise<void> {
+  const N = 1000;
+  const sentAt = new Map<string, bigint>();
+  const lat: number[] = [];
+  const ctrl = new AbortController();
+  void readSse(`${srv.url}/api/v1/stream?access_token=${p.userToken}`, (name, data) => {
+    if (name !== 'message') return;
+    const text = (JSON.parse(data) as { text: string }).text;
+    const t = sentAt.get(text);
+    if (t !== undefined) lat.push(ms(now() - t));
+  }, ctrl.signal);
+  await sleep(200);
+  const start = Date.now();
+  for (let i = 0; i < N; i++) {
+    // 100 messages per second, paced against the wall clock.
+    const due = start + i * 10;
+    if (due > Date.now()) await sleep(due - Date.now());
+    const text = `latency ${i}`;
+    sentAt.set(text, now());
+    srv.network!.inbound({ to: p.numberPhone, from: '+15551999999', text, waMessageId: `LAT-${i}` });
+  }
+  await waitFor(() => lat.length === N, 30_000, 'all SSE events');
+  ctrl.abort();
+
+  // Baseline: a bare SSE endpoint writing an event on the same schedule.
+  const clients = new Set<http.ServerResponse>();
+  const bare = http.createServer((_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+    res.socket?.setNoDelay(true);
+    clients.add(res);
+  });
+  await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
+  const bareLat: number[] = [];
+  const bareSent = new Map<string, bigint>();
+  const c2 = new AbortController();
+  void readSse(`http://127.0.0.1:${(bare.address() as { port: number }).port}/`, (_n, data) => {
+    const t = bareSent.get(data);
+    if (t !== undefined) bareLat.push(ms(now() - t));
+  }, c2.signal);
+  await sleep(200);
+  const s2 = Date.now();
+  for (let i = 0; i < N; i++) {
+    const due = s2 + i * 10;
+    if (due > Date.now()) await sleep(due - Date.now());
+    const data = JSON.stringify({ text: `bare ${i}` });
+    bareSent.set(data, now());
+    for (const c of clients) c.write(`event: message\ndata: ${data}\n\n`);
+  }
+  await waitFor(() => bareLat.length === N, 30_000, 'bare SSE events');
+  c2.abort();
+  for (const c of clients) c.end();
+  bare.closeAllConnections();
+  await new Promise((r) => bare.close(r));
+  const p99 = quantile(lat, 0.99);
+  rows.push({ name: 'engine event → SSE at client, 100 msg/s, p99', value: +p99.toFixed(2), unit: 'ms', baseline: +quantile(bareLat, 0.99).toFixed(2), baselineName: 'bare SSE write', target: '≤ 25 ms', pass: p99 <= 25 });
+  rows.push({ name: 'engine event → SSE at client, 100 msg/s, p50', value: +quantile(lat, 0.5).toFixed(2), unit: 'ms', baseline: +quantile(bareLat, 0.5).toFixed(2), baselineName: 'bare SSE write', target: 'info', pass: null });
+}
+
+// ------------------------------------------------------------------ outbound POST → engine send
+
+async function outboundLatency(srv: RunningServer, p: Awaited<ReturnType<typeof portalWithNumber>>): Promise<void> {
+  const N = 1000;
+  const conv = (await p.user.post('/conversations', { phone: '+15551888888' })).body;
+  const net = srv.network!;
+  const postedAt = new Map<string, bigint>();
+  const lat: number[] = [];
+  const originalSend = net.send.bind(net);
+  net.send = (numberId, out) => {
+    const t = out.text ? postedAt.get(out.text) : undefined;
+    if (t !== undefined) lat.push(ms(now() - t));
+    return originalSend(numberId, out);
+  };
+  const start = Date.now();
+  const inflight: Promise<unknown>[] = [];
+  for (let i = 0; i < N; i++) {
+    const due = start + i * 10;
+    if (due > Date.now()) await sleep(due - Date.now());
+    const text = `outbound ${i}`;
+    postedAt.set(text, now());
+    inflight.push(p.user.post(`/conversations/${conv.id}/messages`, { text }, { 'Idempotency-Key': `bench-out-${i}` }));
+  }
+  await Promise.all(inflight);
+  await waitFor(() => lat.length === N, 60_000, 'all sends');
+  net.send = originalSend;
+
+  // Baseline: the same POSTs to a bare express route that only parses JSON and answers 201.
+  const app = express();
+  app.use(express.json());
+  app.post('/x', (_req, res) => {
+    res.status(201).json({ ok: true });
+  });
+  const bare = app.listen(0, '127.0.0.1');
+  await new Promise((r) => bare.once('listening', r));
+  const bc = client(`http://127.0.0.1:${(bare.address() as { port: number }).port}`);
+  const bareLat: number[] = [];
+  const s2 = Date.now();
+  const bInflight: Promise<unknown>[] = [];
+  for (let i = 0; i < N; i++) {
+    const due = s2 + i * 10;
+    if (due > Date.now()) await sleep(due - Date.now());
+    const t = now();
+    bInflight.push(bc.post('/x', { text: `bare ${i}` }).then(() => bareLat.push(ms(now() - t))));
+  }
+  await Promise.all(bInflight);
+  bare.closeAllConnections();
+  await new Promise((r) => bare.close(r));
+  const p99 = quantile(lat, 0.99);
+  rows.push({ name: 'outbound POST → engine send, 100 msg/s, p99', value: +p99.toFixed(2), unit: 'ms', baseline: +quantile(bareLat, 0.99).toFixed(2), baselineName: 'bare express POST round trip', target: '≤ 25 ms', pass: p99 <= 25 });
+  rows.push({ name: 'outbound POST → engine send, 100 msg/s, p50', value: +quantile(lat, 0.5).toFixed(2), unit: 'ms', baseline: +quantile(bareLat, 0.5).toFixed(2), baselineName: 'bare express POST round trip', target: 'info', pass: null });
+}
+
+// ------------------------------------------------------------------ history page
+
+async function historyPage(srv: RunningServer, p: Awaited<ReturnType<typeof portalWithNumber>>): Promise<void> {
+  const N = 100_000;
+  const conv = (await p.user.post('/conversations', { phone: '+15551777777' })).body;
+  const k = srv.db.knex;
+  const t = Date.now();
+  for (let i = 0; i < N; i += 1000) {
+    const batch = Array.from({ length: 1000 }, (_, j) => ({
+      portal_id: p.portalId, conversation_id: conv.id, number_id: p.numberId, direction: (i + j) % 2 ? 'in' : 'out', type: 'text',
+      text: `history message ${i + j} with some ordinary length of text in it`, status: 'read', wa_message_id: `H-${i + j}`,
+      ptt: false, from_phone: false, revoked: false, created_at: t - (N - i - j) * 1000, updated_at: t,
+    }));
+    await k.batchInsert('messages', batch, 250);
+  }
+  const ids = (await k('messages').where({ conversation_id: conv.id }).select('id').orderBy('id')).map((r) => Number(r.id));
+  const R = 500;
+  const api: number[] = [];
+  const bare: number[] = [];
+  for (let i = 0; i < R; i++) {
+    const before = ids[Math.floor(Math.random() * (ids.length - 100)) + 100]!;
+    const t0 = now();
+    const r = await p.user.get(`/conversations/${conv.id}/messages?limit=50&before=${before}`);
+    api.push(ms(now() - t0));
+    if (r.body.items.length !== 50) throw new Error('short page');
+    const t1 = now();
+    await k('messages').where({ conversation_id: conv.id }).andWhere('id', '<', before).orderBy('id', 'desc').limit(50);
+    bare.push(ms(now() - t1));
+  }
+  const p99 = quantile(api, 0.99);
+  rows.push({ name: 'history page of 50 from a 100,000-message conversation, p99 (HTTP)', value: +p99.toFixed(2), unit: 'ms', baseline: +quantile(bare, 0.99).toFixed(2), baselineName: 'bare SQLite SELECT', target: '≤ 5 ms', pass: p99 <= 5 });
+  rows.push({ name: 'history page, p50 (HTTP)', value: +quantile(api, 0.5).toFixed(2), unit: 'ms', baseline: +quantile(bare, 0.5).toFixed(2), baselineName: 'bare SQLite SELECT', target: 'info', pass: null });
+}
+
+// ------------------------------------------------------------------ memory
+
+function rssOf(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+async function memory(): Promise<void> {
+  const dataDir = tempDir('incrm-bench-mem-');
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const child = spawn(process.execPath, ['dist/server/start.js'], {
+    cwd: ROOT,
+    env: { ...process.env, DATA_DIR: dataDir, PORT: String(port), WA_ENGINE: 'simulator', LOG_LEVEL: 'error', SECRET_KEY: 'bench-secret-0123456789abcdef0123456789' },
+    stdio: 'ignore',
+  });
+  const bareChild = spawn(process.execPath, ['-e', "require('http').createServer((q,s)=>s.end('ok')).listen(0)"], { stdio: 'ignore' });
+  try {
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor(async () => (await fetch(`${url}/healthz`)).ok, 30_000, 'server');
+    await sleep(2000);
+    const idle = rssOf(child.pid!);
+    const bareRss = rssOf(bareChild.pid!);
+    const anon = client(`${url}/api/v1`);
+    const portal = (await anon.post('/simulator/portals', { crm: 'none', name: 'Mem' })).body;
+    const admin = client(`${url}/api/v1`, portal.adminToken);
+    for (let i = 0; i < 100; i++) {
+      const id = (await admin.post('/numbers')).body.id;
+      await waitFor(async () => (await admin.get(`/numbers/${id}`)).body.state === 'qr', 5000, 'qr');
+      await anon.post(`/simulator/numbers/${id}/scan`, { phone: `+1555200${String(i).padStart(4, '0')}` });
+    }
+    await waitFor(async () => (await admin.get('/numbers')).body.items.every((n: { state: string }) => n.state === 'ready'), 30_000, 'all ready');
+    await sleep(2000);
+    const loaded = rssOf(child.pid!);
+    const mb = (b: number) => +(b / 1048576).toFixed(1);
+    rows.push({ name: 'server RSS, idle', value: mb(idle), unit: 'MiB', baseline: mb(bareRss), baselineName: 'bare node http server', target: 'info', pass: null });
+    rows.push({ name: 'server RSS, 100 ready simulator numbers', value: mb(loaded), unit: 'MiB', baseline: mb(idle), baselineName: 'same server idle', target: 'info', pass: null });
+  } finally {
+    child.kill('SIGTERM');
+    bareChild.kill('SIGKILL');
+  }
+}
+
+async function main(): Promise<void> {
+  const only = process.argv.slice(2);
+  const want = (name: string) => only.length === 0 || only.includes(name);
+  const srv = await startTestServer({}, { jobs: { backoffBaseMs: 1000, backoffMaxMs: 60_000, pollMs: 1000 } });
+  try {
+    const p = await portalWithNumber(srv);
+    await p.anon.put(`/simulator/phones/${encodeURIComponent('+15551888888')}`, { deliverAfterMs: 0 });
+    if (want('inbound')) await inboundThroughput(srv, p);
+    if (want('sse')) await sseLatency(srv, p);
+    if (want('outbound')) await outboundLatency(srv, p);
+    if (want('history')) await historyPage(srv, p);
+  } finally {
+    await srv.close();
+  }
+  if (want('memory')) await memory();
+
+  const widths = [62, 10, 6, 10, 30, 14, 6];
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join(' ');
+  console.log(line(['benchmark', 'value', 'unit', 'baseline', 'baseline is', 'target', 'ok']));
+  for (const r of rows) {
+    console.log(line([r.name, String(r.value), r.unit, r.baseline === null ? '' : String(r.baseline), r.baselineName, r.target, r.pass === null ? '' : r.pass ? 'yes' : 'NO']));
+  }
+  const out = { date: new Date().toISOString(), node: process.version, cpus: (await import('node:os')).cpus().length, results: rows.map((r) => ({ ...r, ratio: r.baseline ? +(r.value / r.baseline).toFixed(2) : null })) };
+  fs.writeFileSync(path.join(__dirname, 'results.json'), JSON.stringify(out, null, 2) + '\n');
+  console.log('written bench/results.json');
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
