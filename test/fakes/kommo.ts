@@ -74,8 +74,10 @@ export interface FakeKommoOptions {
   redirectUri: string;
   /** Lifetime of access tokens it issues (Kommo: 86400). */
   accessTtlSec?: number;
-  /** The fake's own clock (outages and expiry use it); tests may run it faster than real time. */
+  /** The fake's own clock (token expiry, JWT times). */
   now?: () => number;
+  /** Simulated milliseconds per real millisecond for outages (tests: 5 simulated minutes in 2 s). */
+  timeScale?: number;
 }
 
 let caPromise: Promise<{ caCert: string; caFile: string; key: string; cert: string }> | null = null;
@@ -189,13 +191,13 @@ export class FakeKommo {
     for (const t of this.access.values()) if (t.domain === domain) t.expiresAt = 0;
   }
 
-  /** Kommo down for `ms` of the fake's clock: answers 429, 500, 502, 503 in turn. */
-  outage(ms: number): void {
-    this.outageUntil = this.now() + ms;
+  /** Kommo down for `simulatedMs` (scaled by `timeScale`): answers 429, 500, 502, 503 in turn. */
+  outage(simulatedMs: number): void {
+    this.outageUntil = Date.now() + simulatedMs / (this.opts.timeScale ?? 1);
   }
 
   get down(): boolean {
-    return this.now() < this.outageUntil;
+    return Date.now() < this.outageUntil;
   }
 
   addContact(acc: FakeAccount, c: { name: string; phones: string[]; responsible?: number }): FakeContact {
