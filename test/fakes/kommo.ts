@@ -191,6 +191,11 @@ export class FakeKommo {
     for (const t of this.access.values()) if (t.domain === domain) t.expiresAt = 0;
   }
 
+  /** Every refresh token of the account counts as used (as if another process had spent it). */
+  revokeRefreshTokens(domain: string): void {
+    for (const t of this.refresh.values()) if (t.domain === domain) t.used = true;
+  }
+
   /** Kommo down for `simulatedMs` (scaled by `timeScale`): answers 429, 500, 502, 503 in turn. */
   outage(simulatedMs: number): void {
     this.outageUntil = Date.now() + simulatedMs / (this.opts.timeScale ?? 1);

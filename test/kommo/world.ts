@@ -29,6 +29,7 @@ export async function kommoWorld(opts: { fake?: Partial<FakeKommoOptions>; env?:
       KOMMO_REDIRECT_URI: KOMMO_APP.redirectUri,
       KOMMO_API_BASE: fake.url,
       KOMMO_CA_FILE: fake.caFile,
+      KOMMO_MAX_RPS: '1000',
       ...opts.env,
     },
     opts.start,

@@ -97,8 +97,26 @@ export class KommoApi {
     private readonly store: KommoStore,
     private readonly clock: Clock,
     private readonly log: Logger,
+    /** Kommo allows 7 requests per second per account; more answer 429. */
+    private readonly maxPerSecond = 7,
     private readonly timeoutMs = 20_000,
   ) {}
+
+  private readonly recent = new Map<number, number[]>();
+
+  /** Waits for a slot in this account's one-second window, so bursts queue here instead of earning 429s. */
+  private async pace(portalId: number): Promise<void> {
+    for (;;) {
+      const now = Date.now();
+      const list = (this.recent.get(portalId) ?? []).filter((t) => now - t < 1000);
+      if (list.length < this.maxPerSecond) {
+        list.push(now);
+        this.recent.set(portalId, list);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 1000 - (now - list[0]!) + 1));
+    }
+  }
 
   private newClient(domain: string, code?: string): Client {
     return new Client({
@@ -236,6 +254,7 @@ export class KommoApi {
     let a = await this.account(portalId);
     if (a.tokens!.expires_at - EXPIRY_MARGIN_MS <= this.clock.now()) a = await this.refresh(portalId, a.tokenVersion);
     for (let attempt = 0; ; attempt++) {
+      await this.pace(portalId);
       const res = await this.send(this.clientFor(a), method, path, data);
       if (res.status === 401 && attempt === 0) {
         a = await this.refresh(portalId, a.tokenVersion);

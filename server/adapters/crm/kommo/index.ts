@@ -46,7 +46,7 @@ export function createKommo(deps: {
       ? { clientId: config.KOMMO_CLIENT_ID, clientSecret: config.KOMMO_CLIENT_SECRET, redirectUri: config.KOMMO_REDIRECT_URI }
       : null;
   // Without credentials the routes answer 503 and jobs for Kommo portals retry until configured.
-  const api = app ? new KommoApi(app, store, deps.clock, log) : null;
+  const api = app ? new KommoApi(app, store, deps.clock, log, config.KOMMO_MAX_RPS) : null;
   const adapter = new KommoAdapter({ api: api ?? unconfiguredApi(), store, live: deps.live, clock: deps.clock, log });
   return {
     adapter,
