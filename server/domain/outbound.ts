@@ -213,7 +213,11 @@ export class OutboundService {
     }
     // The send may have linked the id (and drained this buffer) while we looked: look once more
     // now that the ack is parked, so it cannot be stranded.
-    if (await this.applyAck(numberId, waMessageId, status, error)) this.earlyAcks.delete(key);
+    if (await this.applyAck(numberId, waMessageId, status, error)) {
+      const parked = this.earlyAcks.get(key) ?? [];
+      this.earlyAcks.delete(key);
+      for (const a of parked) await this.applyAck(numberId, waMessageId, a.status, a.error);
+    }
   }
 
   /** True when the message is known (whether or not the status moved). */
