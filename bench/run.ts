@@ -231,7 +231,7 @@ async function historyPage(srv: RunningServer, p: Awaited<ReturnType<typeof port
     await k.batchInsert('messages', batch, 250);
   }
   const ids = (await k('messages').where({ conversation_id: conv.id }).select('id').orderBy('id')).map((r) => Number(r.id));
-  const R = 500;
+  const R = 1000;
   const WARMUP = 100;
   const api: number[] = [];
   const bare: number[] = [];

@@ -38,8 +38,9 @@ export async function openKnex(opts: { databaseUrl?: string | null; dataDir: str
         max: 1,
         afterCreate: (conn: { exec(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, c: unknown) => void) => {
           conn.exec(
-            // Checkpoints happen on their own connection (WalCheckpointer), not inside our commits.
-            'PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0;',
+            // Checkpoints happen on their own connection (WalCheckpointer), not inside our commits;
+            // a 64 MB page cache and mmap keep history pages of long conversations off read syscalls.
+            'PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456;',
             (err) => done(err, conn),
           );
         },
