@@ -37,7 +37,8 @@ async function paced(n: number, perSecond: number, fn: (i: number) => void): Pro
   const start = Date.now();
   for (let i = 0; i < n; i++) {
     const due = start + (i * 1000) / perSecond;
-    if (due > Date.now()) await sleep(due - Date.now());
+    // Timers are coarse (~1 ms): above ~500/s this sends small bursts, on schedule on average.
+    if (due - Date.now() >= 2) await sleep(due - Date.now());
     fn(i);
   }
 }
@@ -52,18 +53,29 @@ function latencyRows(name: string, lat: number[], bare: number[], baselineName: 
 // ------------------------------------------------------------------ inbound throughput
 
 async function inboundThroughput(srv: RunningServer, p: Awaited<ReturnType<typeof portalWithNumber>>): Promise<void> {
-  const N = 5000;
+  // Sustained: engine events at 1,000 per second for 10 s from 50 chats. Kept up means the last
+  // message is stored right after it arrives and the store latency stays flat.
+  const N = 10_000;
+  const RATE = 1000;
   const net = srv.network!;
+  const pipeline = srv.sessions.inbound;
+  const receive = pipeline.receive.bind(pipeline);
+  const storeLat: number[] = [];
+  pipeline.receive = async (number, inb) => {
+    const t = now();
+    const r = await receive(number, inb);
+    if (inb.text?.startsWith('throughput ')) storeLat.push(ms(now() - t));
+    return r;
+  };
   const t0 = now();
-  // Engine events at full speed; the pipeline applies backpressure through its own awaits.
-  for (let i = 0; i < N; i++) {
+  await paced(N, RATE, (i) => {
     net.inbound({ to: p.numberPhone, from: `+1555100${String(i % 50).padStart(4, '0')}`, text: `throughput ${i}`, waMessageId: `TP-${i}` });
-    if (i % 200 === 199) await sleep(0);
-  }
-  await waitFor(async () => Number((await srv.db.knex('messages').where('text', 'like', 'throughput %').count({ n: '*' }))[0]!.n) === N, 120_000, 'all stored');
+  });
+  await waitFor(() => storeLat.length === N, 120_000, 'all stored');
   const stored = ms(now() - t0);
+  pipeline.receive = receive;
   const rate = N / (stored / 1000);
-  await waitFor(async () => Number((await srv.db.knex('jobs').count({ n: '*' }))[0]!.n) === 0, 120_000, 'jobs drained');
+  await waitFor(async () => Number((await srv.db.knex('jobs').count({ n: '*' }))[0]!.n) === 0, 300_000, 'jobs drained');
   const drained = ms(now() - t0);
 
   // Baseline: the same rows inserted one by one into a bare SQLite table (same pragmas).
@@ -85,8 +97,9 @@ async function inboundThroughput(srv: RunningServer, p: Awaited<ReturnType<typeo
   );
   const bareRate = N / (ms(now() - b0) / 1000);
   await bare.destroy();
-  rows.push({ name: `inbound throughput (${N} msgs, stored)`, value: Math.round(rate), unit: 'msg/s', baseline: Math.round(bareRate), baselineName: 'bare SQLite insert', target: '≥ 1000 msg/s', pass: rate >= 1000 });
-  rows.push({ name: 'inbound incl. CRM mirror+alert jobs drained', value: Math.round(N / (drained / 1000)), unit: 'msg/s', baseline: null, baselineName: '', target: 'info', pass: null });
+  rows.push({ name: `inbound offered at ${RATE}/s for ${N / RATE} s: stored rate`, value: Math.round(rate), unit: 'msg/s', baseline: Math.round(bareRate), baselineName: 'bare SQLite insert', target: '≥ 1000 msg/s', pass: rate >= 0.98 * RATE });
+  rows.push({ name: 'inbound at 1,000/s: engine event → stored, p99', value: +quantile(storeLat, 0.99).toFixed(2), unit: 'ms', baseline: null, baselineName: '', target: 'info', pass: null });
+  rows.push({ name: 'inbound: CRM mirror + alert jobs (none CRM) drained', value: Math.round(N / (drained / 1000)), unit: 'msg/s', baseline: null, baselineName: '', target: 'info', pass: null });
 }
 
 // ------------------------------------------------------------------ SSE latency
