@@ -52,9 +52,10 @@ export class ConversationService {
 
   /** One page of history, newest first across pages, oldest first within the page. */
   async messages(p: Principal, id: number, before: number | null, limit: number): Promise<{ items: Message[]; nextCursor: number | null }> {
-    const conv = await this.ctx.db.repos.conversations.get(p.portalId, id);
-    if (!conv) throw notFound('conversation');
+    // The page query is scoped to the portal itself; only an empty page needs to ask whether the
+    // conversation exists at all (404) or simply has no older messages.
     const rows = await this.ctx.db.repos.messages.page(p.portalId, id, before, limit + 1);
+    if (rows.length === 0 && !(await this.ctx.db.repos.conversations.get(p.portalId, id))) throw notFound('conversation');
     const more = rows.length > limit;
     const items = rows.slice(0, limit).reverse();
     // The cursor is the oldest id shown: the next page holds what came before it.

@@ -85,11 +85,15 @@ export class JobRunner {
   }
 
   private async loop(): Promise<void> {
+    // Refill in batches: claiming one job each time one finishes cost a claim (and an idle look-up)
+    // per job under load. Wait for a quarter of the slots, or take work at once when idle.
+    const batch = Math.max(1, Math.floor(this.opts.concurrency / 4));
     while (this.running) {
       let claimed: Job[] = [];
       const free = this.opts.concurrency - this.inFlight.size;
       this.woken = false;
-      if (free > 0) {
+      const claimNow = free >= batch || (free > 0 && this.inFlight.size === 0);
+      if (claimNow) {
         try {
           claimed = await this.db.repos.jobs.claim(this.opts.worker, free, this.clock.now(), this.opts.leaseMs);
         } catch (err) {
@@ -108,7 +112,8 @@ export class JobRunner {
       if (claimed.length > 0 && claimed.length === free) continue;
       if (!this.running) break;
       if (this.woken) continue;
-      await this.sleep(await this.idleDelay());
+      // Slots busy: a finishing job wakes us. Otherwise sleep until the next due job.
+      await this.sleep(claimNow ? await this.idleDelay() : this.opts.pollMs);
     }
   }
 

@@ -218,6 +218,14 @@ export interface MessageRepo {
   setWaMessageId(id: number, waMessageId: string): Promise<boolean>;
   /** Moves the status if `allowedFrom` contains the current one; returns the updated message or null. */
   setStatus(id: number, status: MessageStatus, error: string | null, allowedFrom: MessageStatus[]): Promise<Message | null>;
+  /** The ack path in one statement: `known` says whether the message exists at all. */
+  setStatusByWaId(
+    numberId: number,
+    waMessageId: string,
+    status: MessageStatus,
+    error: string | null,
+    allowedFrom: MessageStatus[],
+  ): Promise<{ known: boolean; message: Message | null }>;
   markRevoked(numberId: number, waMessageId: string): Promise<Message | null>;
   /** Outbound messages of a conversation linked to these engine ids (reconcile needs to skip them). */
   waIdsTaken(numberId: number, waMessageIds: string[]): Promise<Set<string>>;

@@ -37,6 +37,9 @@ export function messageRepo(db: Knex | Knex.Transaction): MessageRepo {
     const row = await selectMessages(db).where('msg.id', id).first();
     return row ? toMessage(row) : null;
   };
+  // An updated or inserted row is the whole message unless it has media to join in.
+  const withMedia = async (row: Row | undefined): Promise<Message | null> =>
+    !row ? null : row.media_id === null ? toMessage(row) : byId(Number(row.id));
   return {
     async insertInboundOnce(m) {
       const rows: Row[] = await db('messages')
@@ -44,9 +47,7 @@ export function messageRepo(db: Knex | Knex.Transaction): MessageRepo {
         .onConflict(['number_id', 'wa_message_id'])
         .ignore()
         .returning('*');
-      if (rows.length === 0) return null;
-      // Without media there is nothing to join: the inserted row is the whole message.
-      return rows[0]!.media_id === null ? toMessage(rows[0]!) : byId(Number(rows[0]!.id));
+      return withMedia(rows[0]);
     },
     async insertOutbound(m) {
       const rows = await db('messages')
@@ -99,20 +100,36 @@ export function messageRepo(db: Knex | Knex.Transaction): MessageRepo {
       await db('messages').where({ id }).update({ send_started_at: at, updated_at: Date.now() });
     },
     async setWaMessageId(id, waMessageId) {
-      const owner = await db('messages')
-        .where({ wa_message_id: waMessageId })
-        .whereIn('number_id', db('messages').select('number_id').where({ id }))
-        .first('id');
-      if (owner && Number(owner.id) !== id) return false;
-      await db('messages').where({ id }).update({ wa_message_id: waMessageId, updated_at: Date.now() });
-      return true;
-    },
-    async setStatus(id, status, error, allowedFrom) {
+      // One statement: link unless another message of the same number already owns the id.
       const n = await db('messages')
         .where({ id })
+        .whereNotExists(
+          db('messages as other')
+            .select(db.raw('1'))
+            .whereRaw('other.number_id = messages.number_id')
+            .andWhere('other.wa_message_id', waMessageId)
+            .andWhereNot('other.id', id),
+        )
+        .update({ wa_message_id: waMessageId, updated_at: Date.now() });
+      return n > 0;
+    },
+    async setStatus(id, status, error, allowedFrom) {
+      const rows: Row[] = await db('messages')
+        .where({ id })
         .whereIn('status', allowedFrom)
-        .update({ status, error, updated_at: Date.now() });
-      return n > 0 ? byId(id) : null;
+        .update({ status, error, updated_at: Date.now() })
+        .returning('*');
+      return withMedia(rows[0]);
+    },
+    async setStatusByWaId(numberId, waMessageId, status, error, allowedFrom) {
+      const rows: Row[] = await db('messages')
+        .where({ number_id: numberId, wa_message_id: waMessageId })
+        .whereIn('status', allowedFrom)
+        .update({ status, error, updated_at: Date.now() })
+        .returning('*');
+      if (rows[0]) return { known: true, message: await withMedia(rows[0]) };
+      const known = await db('messages').where({ number_id: numberId, wa_message_id: waMessageId }).first('id');
+      return { known: !!known, message: null };
     },
     async markRevoked(numberId, waMessageId) {
       const n = await db('messages')
