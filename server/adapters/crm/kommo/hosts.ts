@@ -66,7 +66,12 @@ let installed: { base: string; previous: https.Agent } | null = null;
 export function routeKommoHostsTo(base: string, caFile?: string): void {
   if (installed?.base === base) return;
   const url = new URL(base);
-  const ca = caFile ? fs.readFileSync(caFile, 'utf8') : undefined;
+  let ca: string | undefined;
+  try {
+    ca = caFile ? fs.readFileSync(caFile, 'utf8') : undefined;
+  } catch (err) {
+    throw new Error(`KOMMO_CA_FILE: cannot read ${caFile} (${(err as Error).message})`);
+  }
   const previous = installed?.previous ?? https.globalAgent;
   https.globalAgent = new KommoRoutingAgent({ host: url.hostname, port: Number(url.port || 443) }, ca);
   installed = { base, previous };
