@@ -27,3 +27,21 @@ describe('Kommo: a revoked refresh token', function () {
     expect(w.acc.notes.filter((n) => String(n.params.text).includes('written while revoked'))).to.have.length(2);
   });
 });
+
+describe('Kommo: keep-alive of idle accounts', function () {
+  this.timeout(30_000);
+  let w: KommoWorld;
+  after(async () => w?.close());
+
+  it('refreshes an idle account once a day so its refresh token never ages out, and schedules the next run', async () => {
+    w = await kommoWorld();
+    expect(Number((await w.srv.db.knex('jobs').where({ kind: 'kommo.keepalive' }).count({ n: '*' }))[0]!.n)).to.equal(1);
+    w.fake.expireAccessTokens(w.acc.domain);
+    const before = w.fake.stats.refreshes;
+    await w.srv.db.knex('jobs').where({ kind: 'kommo.keepalive' }).update({ run_at: Date.now() });
+    w.srv.runner.wake();
+    await waitFor(() => w.fake.stats.refreshes === before + 1, 10_000, 'keep-alive refresh');
+    const next = await waitFor(() => w.srv.db.knex('jobs').where({ kind: 'kommo.keepalive' }).andWhere('run_at', '>', Date.now() + 23 * 3600_000).first(), 5000, 'next run');
+    expect(Number(next.run_at)).to.be.lessThan(Date.now() + 25 * 3600_000);
+  });
+});

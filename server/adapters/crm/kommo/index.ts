@@ -11,6 +11,7 @@ import { SecretBox } from '../../../security/secretBox';
 import { KommoAdapter } from './adapter';
 import { KommoApi, type KommoAppCredentials } from './client';
 import { routeKommoHostsTo } from './hosts';
+import { JOB_KOMMO_KEEPALIVE, keepAliveJob, scheduleKeepAlive } from './keepalive';
 import { JOB_KOMMO_PURGE, kommoApiRoutes, kommoCors, kommoRouter, purgeJob } from './routes';
 import { KommoStore } from './store';
 
@@ -47,6 +48,9 @@ export function createKommo(deps: {
       : null;
   // Without credentials the routes answer 503 and jobs for Kommo portals retry until configured.
   const api = app ? new KommoApi(app, store, deps.clock, log, config.KOMMO_MAX_RPS) : null;
+  if (api) {
+    scheduleKeepAlive(deps.db, deps.clock.now() + 60 * 60_000).catch((err) => log.warn({ err }, 'could not schedule the Kommo keep-alive'));
+  }
   const adapter = new KommoAdapter({ api: api ?? unconfiguredApi(), store, live: deps.live, clock: deps.clock, log });
   return {
     adapter,
@@ -55,7 +59,10 @@ export function createKommo(deps: {
     cors: kommoCors({ store, tokens: deps.tokens }),
     router: kommoRouter({ app, api, store, db: deps.db, sessions: deps.sessions, tokens: deps.tokens, clock: deps.clock, log }),
     apiRoutes: kommoApiRoutes(store),
-    jobs: { [JOB_KOMMO_PURGE]: purgeJob(store, deps.clock, log) },
+    jobs: {
+      [JOB_KOMMO_PURGE]: purgeJob(store, deps.clock, log),
+      ...(api ? { [JOB_KOMMO_KEEPALIVE]: keepAliveJob(store, api, deps.db, deps.clock, log) } : {}),
+    },
   };
 }
 

@@ -65,6 +65,11 @@ export class KommoStore {
     return r ? this.toAccount(r) : null;
   }
 
+  async activeAccounts(): Promise<KommoAccount[]> {
+    const rows = await this.knex('kommo_accounts').whereNull('disabled_at').whereNotNull('tokens');
+    return rows.map((r: Row) => this.toAccount(r));
+  }
+
   async isKnownDomain(domain: string): Promise<boolean> {
     const r = await this.knex('kommo_accounts').where({ domain }).whereNull('disabled_at').first('portal_id');
     return Boolean(r);
