@@ -66,6 +66,7 @@ export function mount(router: Router, routes: RouteDef[], tokens: TokenService):
         if (!p) throw unauthorized();
         if (def.access === 'admin' && !p.admin) throw forbidden();
         principal = p;
+        req.log = req.log.child({ portalId: p.portalId });
       }
       const params = parse(def.params, req.params, 'path');
       const query = parse(def.query, req.query, 'query');
