@@ -373,6 +373,19 @@ export class FakeKommo {
       const acc = account(req)!;
       hal(res, { id: acc.id, name: acc.name, subdomain: acc.subdomain, country: 'US', currency: 'USD', _links: { self: { href: `https://${acc.domain}/api/v4/account` } } });
     });
+    api.get('/leads/pipelines', (req, res) => {
+      const acc = account(req)!;
+      const stage = (id: number, name: string, sort: number, type = 0) => ({ id, name, sort, is_editable: type === 0, pipeline_id: 0, color: '#99ccff', type, account_id: acc.id });
+      hal(res, {
+        _total_items: 2,
+        _embedded: {
+          pipelines: [
+            { id: 7000001, name: 'Sales', sort: 1, is_main: true, is_unsorted_on: true, account_id: acc.id, _embedded: { statuses: [stage(142000000, 'Incoming leads', 10, 1), stage(142000001, 'Initial contact', 20), stage(142000002, 'Negotiation', 30), stage(142, 'Closed - won', 10000), stage(143, 'Closed - lost', 11000)] } },
+            { id: 7000042, name: 'WhatsApp', sort: 2, is_main: false, is_unsorted_on: true, account_id: acc.id, _embedded: { statuses: [stage(142000042, 'New chat', 10), stage(142, 'Closed - won', 10000), stage(143, 'Closed - lost', 11000)] } },
+          ],
+        },
+      });
+    });
     api.get('/users', (req, res) => {
       const acc = account(req)!;
       hal(res, { _page: 1, _embedded: { users: acc.users.map((u) => ({ id: u.id, name: u.name, email: `${u.id}@example.test`, rights: { is_admin: u.is_admin, is_free: false, is_active: true } })) } });

@@ -65,6 +65,16 @@ for (const database of testDatabases()) {
       expect(String(notesWith(w, 'our reply')[0]!.params.text)).to.match(/^WhatsApp → \+15557770002/);
     });
 
+    it('offers the settings page the pipelines, open stages and users (admins only)', async () => {
+      const admin = await widgetClient(w, 501);
+      const r = await admin.get('/kommo/options');
+      expect(r.status).to.equal(200);
+      expect(r.body.pipelines.map((p: { name: string }) => p.name)).to.deep.equal(['Sales', 'WhatsApp']);
+      expect(r.body.pipelines[1].stages).to.deep.equal([{ id: '142000042', name: 'New chat' }]);
+      expect(r.body.users).to.deep.include({ id: '501', name: 'Ana Admin', admin: true });
+      expect((await (await widgetClient(w, 502)).get('/kommo/options')).status).to.equal(403);
+    });
+
     it('alerts the responsible user through the widget queue and the live stream, and a dropped number alerts the admins', async () => {
       const user = await widgetClient(w, 502);
       const before = (await user.get('/kommo/alerts')).body;

@@ -35,6 +35,24 @@ const userList = z.object({
   _embedded: z.object({ users: z.array(z.object({ id, rights: z.object({ is_admin: z.boolean().optional() }).loose().optional() }).loose()) }).loose(),
 });
 
+const pipelineList = z.object({
+  _embedded: z.object({
+    pipelines: z.array(
+      z
+        .object({
+          id,
+          name: z.string(),
+          is_main: z.boolean().optional(),
+          _embedded: z.object({ statuses: z.array(z.object({ id, name: z.string(), type: z.number().optional() }).loose()) }).loose().optional(),
+        })
+        .loose(),
+    ),
+  }).loose(),
+});
+const userNames = z.object({
+  _embedded: z.object({ users: z.array(z.object({ id, name: z.string(), rights: z.object({ is_admin: z.boolean().optional(), is_active: z.boolean().optional() }).loose().optional() }).loose()) }).loose(),
+});
+
 function parse<T>(schema: z.ZodType<T>, data: unknown, what: string): T {
   const r = schema.safeParse(data);
   if (!r.success) throw new KommoRejected(`${what}: unexpected Kommo payload (${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message})`, 502, data);
@@ -211,6 +229,26 @@ export class KommoAdapter implements CrmAdapter {
       const noteId = parse(noteCreated, res.data, 'note')._embedded.notes[0]!.id;
       await this.d.store.markNote(portal.id, key, t.path, t.id, noteId, this.d.clock.now());
     }
+  }
+
+  /** What the settings page offers: pipelines with their stages, and the account's users. */
+  async options(portal: Portal): Promise<{
+    pipelines: Array<{ id: string; name: string; main: boolean; stages: Array<{ id: string; name: string }> }>;
+    users: Array<{ id: string; name: string; admin: boolean }>;
+  }> {
+    const [p, u] = await Promise.all([this.d.api.call(portal.id, 'GET', '/api/v4/leads/pipelines'), this.d.api.call(portal.id, 'GET', '/api/v4/users', { limit: 250 })]);
+    const pipelines = p.status === 204 ? [] : parse(pipelineList, p.data, 'pipelines')._embedded.pipelines;
+    const users = u.status === 204 ? [] : parse(userNames, u.data, 'users')._embedded.users;
+    return {
+      // Stages 142 (won) and 143 (lost) are closing stages: a new lead never starts there.
+      pipelines: pipelines.map((x) => ({
+        id: x.id,
+        name: x.name,
+        main: x.is_main === true,
+        stages: (x._embedded?.statuses ?? []).filter((s) => s.id !== '142' && s.id !== '143').map((s) => ({ id: s.id, name: s.name })),
+      })),
+      users: users.filter((x) => x.rights?.is_active !== false).map((x) => ({ id: x.id, name: x.name, admin: x.rights?.is_admin === true })),
+    };
   }
 
   private async adminsOf(portalId: number): Promise<string[]> {

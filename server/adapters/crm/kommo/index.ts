@@ -58,7 +58,7 @@ export function createKommo(deps: {
     store,
     cors: kommoCors({ store, tokens: deps.tokens }),
     router: kommoRouter({ app, api, store, db: deps.db, sessions: deps.sessions, tokens: deps.tokens, clock: deps.clock, log }),
-    apiRoutes: kommoApiRoutes(store),
+    apiRoutes: kommoApiRoutes(store, adapter, deps.db),
     jobs: {
       [JOB_KOMMO_PURGE]: purgeJob(store, deps.clock, log),
       ...(api ? { [JOB_KOMMO_KEEPALIVE]: keepAliveJob(store, api, deps.db, deps.clock, log) } : {}),

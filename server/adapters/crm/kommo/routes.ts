@@ -8,7 +8,8 @@ import type { SessionManager } from '../../../domain/sessions';
 import { route, type RouteDef } from '../../../http/api';
 import type { TokenService } from '../../../http/tokens';
 import type { Logger } from '../../../logger';
-import { KommoUnavailable, type KommoApi, type KommoAppCredentials } from './client';
+import type { KommoAdapter } from './adapter';
+import { KommoNotAuthorized, KommoUnavailable, type KommoApi, type KommoAppCredentials } from './client';
 import { accountHost, originHost } from './hosts';
 import { JwtRejected, verifyKommoJwt } from './jwt';
 import type { KommoStore } from './store';
@@ -224,8 +225,26 @@ export function kommoCors(d: Pick<KommoRouteDeps, 'store' | 'tokens'>): express.
 }
 
 /** `GET /api/v1/kommo/alerts?after=`: the caller's alert queue (the `everywhere` script polls it). */
-export function kommoApiRoutes(store: KommoStore): RouteDef[] {
+export function kommoApiRoutes(store: KommoStore, adapter: KommoAdapter, db: Database): RouteDef[] {
   return [
+    route({
+      method: 'get',
+      path: '/kommo/options',
+      tag: 'kommo',
+      summary: "For the settings page (admins): the Kommo account's pipelines with their open stages, and its users",
+      access: 'admin',
+      responses: { '200': '{ pipelines: [{id, name, main, stages: [{id, name}]}], users: [{id, name, admin}] }', '404': 'not a Kommo portal', '503': 'Kommo unreachable' },
+      handler: async ({ principal }) => {
+        const portal = await db.repos.portals.get(principal.portalId);
+        if (!portal || portal.crm !== 'kommo') throw new AppError(404, 'not_found', 'this portal is not a Kommo account');
+        try {
+          return await adapter.options(portal);
+        } catch (err) {
+          if (err instanceof KommoUnavailable || err instanceof KommoNotAuthorized) throw new AppError(503, 'unavailable', err.message);
+          throw err;
+        }
+      },
+    }),
     route({
       method: 'get',
       path: '/kommo/alerts',
