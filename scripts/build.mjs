@@ -15,3 +15,8 @@ await build({
   logLevel: 'warning',
 });
 console.log(`built dist/server/start.js in ${Date.now() - started} ms`);
+
+// The Kommo widget archive (after the widget bundle, which it includes from dist/kommo/).
+const { packKommoWidget } = await import('./kommo-widget.mjs');
+const entries = await packKommoWidget();
+console.log(`built dist/kommo-widget.zip (${entries.length} files)`);

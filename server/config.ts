@@ -22,6 +22,12 @@ const schema = z.object({
   KOMMO_CLIENT_ID: z.string().min(1).optional(),
   KOMMO_CLIENT_SECRET: z.string().min(1).optional(),
   KOMMO_REDIRECT_URI: optionalUrl,
+  // Tests and the demo point every Kommo account host at one loopback fake (https://127.0.0.1:PORT);
+  // KOMMO_CA_FILE trusts that fake's test certificate authority for Kommo calls only.
+  KOMMO_API_BASE: z.string().regex(/^https:\/\/[^/]+$/, 'must be https://host[:port] without a path').optional(),
+  KOMMO_CA_FILE: z.string().min(1).optional(),
+  /** Requests per second per Kommo account (Kommo's limit is 7). */
+  KOMMO_MAX_RPS: z.coerce.number().int().min(1).max(1000).default(7),
   BITRIX24_CLIENT_ID: z.string().min(1).optional(),
   BITRIX24_CLIENT_SECRET: z.string().min(1).optional(),
   OPERATOR_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),

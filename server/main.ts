@@ -5,6 +5,7 @@ import http from 'node:http';
 import path from 'node:path';
 import type express from 'express';
 import QRCode from 'qrcode';
+import { createKommo } from './adapters/crm/kommo';
 import { createCrmRegistry } from './adapters/crm/registry';
 import { simulatorRoutes } from './adapters/whatsapp/simulator/routes';
 import type { SimNetwork } from './adapters/whatsapp/simulator/network';
@@ -75,7 +76,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   sessions = new SessionManager(ctx, engine, renderQr);
   const outbound = new OutboundService(ctx, sessions);
   sessions.attach(outbound);
-  const crm = createCrmRegistry(db.knex);
+  const kommo = createKommo({ config, knex: db.knex, db, sessions, tokens, live: hub, clock, log });
+  const crm = createCrmRegistry(db.knex, { kommo: kommo.adapter });
   const conversations = new ConversationService(ctx, crm);
   const crmJobs = new CrmJobs(ctx, crm, { media: (sha256, mimetype, filename) => media.url({ id: 0, sha256, mimetype, size: 0, filename }) });
 
@@ -86,6 +88,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       [JOB_CRM_MIRROR]: crmJobs.mirror(),
       [JOB_CRM_ALERT]: crmJobs.alert(),
       [JOB_NUMBER_ALERT]: crmJobs.numberAlert(),
+      ...kommo.jobs,
     },
     {
       worker: `${process.pid}-${crypto.randomBytes(3).toString('hex')}`,
@@ -109,10 +112,12 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     ...conversationRoutes({ conversations, outbound, sessions, media, maxUploadBytes: config.mediaMaxBytes }),
     ...streamRoutes(hub, media, openStreams),
     ...(network ? simulatorRoutes(network, db, tokens) : []),
+    ...kommo.apiRoutes,
   ];
   const extra = [systemRouter({ db, dialect: db.dialect, engine, metrics, media, secret: config.SECRET_KEY, version: VERSION })];
+  extra.push(kommo.router);
   if (network) extra.push(demoRouter());
-  const app = createApp({ log, metrics, tokens, apiRoutes, extra, version: VERSION });
+  const app = createApp({ log, metrics, tokens, apiRoutes, extra, before: [kommo.cors], version: VERSION });
 
   const server = http.createServer(app);
   server.keepAliveTimeout = 65_000;

@@ -64,6 +64,7 @@ export class CrmJobs {
         if (!(await this.mayMirror(portal.id))) throw new Error('licence inactive: mirroring waits for access to return');
         const entity = await this.entityFor(portal, contact);
         await this.crm(portal.crm).record(portal, entity, {
+          messageId: message.id,
           direction: message.direction,
           type: message.type,
           text: message.text,
@@ -88,7 +89,9 @@ export class CrmJobs {
         const users = portal.settings.alertUserIds ?? (portal.settings.responsibleUserId ? [portal.settings.responsibleUserId] : []);
         const who = contact.name ?? contact.phone ?? 'WhatsApp contact';
         const body = message.text ?? `[${message.type}]`;
-        await this.crm(portal.crm).alert(portal, users, `WhatsApp: ${who}: ${body.slice(0, 200)}`, null);
+        // Same lookup as the mirror job (shared lock, idempotent), so the alert can open the card.
+        const entity = portal.settings.mirror === false ? null : await this.entityFor(portal, contact);
+        await this.crm(portal.crm).alert(portal, users, `WhatsApp: ${who}: ${body.slice(0, 200)}`, null, entity);
       },
     };
   }

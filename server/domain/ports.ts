@@ -112,6 +112,8 @@ export interface EntityRef {
 }
 
 export interface CrmMessageRecord {
+  /** Our message id: lets an adapter write each message once even when a job is retried. */
+  messageId?: number;
   direction: Direction;
   type: MessageType;
   text: string | null;
@@ -128,7 +130,8 @@ export interface CrmAdapter {
   phonesOf(portal: Portal, entity: EntityRef): Promise<string[]>;
   findOrCreateByPhone(portal: Portal, phone: string, name: string | null): Promise<EntityRef | null>;
   record(portal: Portal, entity: EntityRef | null, message: CrmMessageRecord): Promise<void>;
-  alert(portal: Portal, userIds: string[], text: string, link: string | null): Promise<void>;
+  /** `entity`: the CRM record the alert is about, when known (lets the CRM link to the card). */
+  alert(portal: Portal, userIds: string[], text: string, link: string | null, entity?: EntityRef | null): Promise<void>;
 }
 
 export type CrmRegistry = (kind: CrmKind) => CrmAdapter;

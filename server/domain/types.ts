@@ -112,4 +112,6 @@ export type LiveEvent =
   | { type: 'message'; conversationId: number; message: Message }
   | { type: 'status'; conversationId: number; messageId: number; status: MessageStatus; error: string | null }
   | { type: 'conversation'; conversationId: number; unreadCount: number; lastMessageAt: number | null }
-  | { type: 'number'; number: WaNumber };
+  | { type: 'number'; number: WaNumber }
+  /** A CRM alert for some users of the portal (Kommo's `everywhere` script shows it to them). */
+  | { type: 'alert'; alertId: number; userIds: string[]; text: string; link: string | null };

@@ -14,6 +14,8 @@ export interface AppParts {
   apiRoutes: RouteDef[];
   /** Other routers mounted at the root (health, media, demo pages, CRM handlers). */
   extra: express.Router[];
+  /** Middleware that must run before /api/v1 (CRM-specific CORS). */
+  before?: express.RequestHandler[];
   version: string;
 }
 
@@ -46,6 +48,8 @@ export function createApp(parts: AppParts): express.Express {
 
   app.use(express.json({ limit: '1mb' }));
   app.use(express.urlencoded({ extended: true, limit: '1mb' }));
+
+  for (const h of parts.before ?? []) app.use(h);
 
   const api = express.Router();
   mount(api, parts.apiRoutes, parts.tokens);
