@@ -24,6 +24,7 @@ import { LiveHub } from './http/liveHub';
 import { conversationRoutes } from './http/routes/conversations';
 import { demoRouter } from './http/routes/demo';
 import { numberRoutes } from './http/routes/numbers';
+import { settingsRoutes } from './http/routes/settings';
 import { systemRouter } from './http/routes/system';
 import { streamRoutes } from './http/routes/stream';
 import { TokenService } from './http/tokens';
@@ -109,6 +110,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const openStreams = new Set<{ end(): void }>();
   const apiRoutes = [
     ...numberRoutes(db, sessions),
+    ...settingsRoutes(db),
     ...conversationRoutes({ conversations, outbound, sessions, media, maxUploadBytes: config.mediaMaxBytes }),
     ...streamRoutes(hub, media, openStreams),
     ...(network ? simulatorRoutes(network, db, tokens) : []),

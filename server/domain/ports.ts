@@ -161,6 +161,7 @@ export interface PortalRepo {
   create(p: { crm: CrmKind; name: string; externalId?: string | null; settings?: PortalSettings }): Promise<Portal>;
   get(id: number): Promise<Portal | null>;
   list(): Promise<Portal[]>;
+  setSettings(id: number, settings: PortalSettings): Promise<Portal | null>;
 }
 
 export interface NumberRepo {

@@ -236,6 +236,18 @@ for (const target of testDatabases()) {
       expect((await p.user.post('/numbers')).status, 'non-admins cannot connect numbers').to.equal(403);
     });
 
+    it('lets admins change the portal options and refuses unknown fields', async () => {
+      const before = await p.user.get('/settings');
+      expect(before.body.user).to.deep.equal({ id: 'sim-user', admin: false });
+      expect((await p.user.put('/settings', { mirror: false })).status).to.equal(403);
+      const bad = await p.admin.put('/settings', { mirorr: false });
+      expect(bad.status).to.equal(400);
+      const ok = await p.admin.put('/settings', { unknownNumber: 'create', pipelineId: '7', alertUserIds: ['sim-admin', '42'] });
+      expect(ok.status).to.equal(200);
+      expect(ok.body.settings).to.include({ unknownNumber: 'create', pipelineId: '7' });
+      expect((await p.user.get('/settings')).body.settings.alertUserIds).to.deep.equal(['sim-admin', '42']);
+    });
+
     it('streams live events and resumes with Last-Event-ID', async () => {
       const conv = await conversationWith(CLIENT);
       const ctrl = new AbortController();

@@ -26,6 +26,10 @@ export function portalRepo(db: Knex | Knex.Transaction): PortalRepo {
       const row = await db('portals').where({ id }).first();
       return row ? toPortal(row) : null;
     },
+    async setSettings(id, settings) {
+      const rows: Row[] = await db('portals').where({ id }).update({ settings: JSON.stringify(settings) }).returning('*');
+      return rows[0] ? toPortal(rows[0]) : null;
+    },
     async list() {
       return (await db('portals').orderBy('id')).map(toPortal);
     },
