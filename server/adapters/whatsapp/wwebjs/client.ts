@@ -68,7 +68,7 @@ export interface WaSendOptions {
 }
 
 interface Emitter {
-  on(event: string, fn: (...args: never[]) => void): unknown;
+  on(event: string, fn: (...args: any[]) => void): unknown;
 }
 
 /** whatsapp-web.js `Client`, as far as the engine touches it. */
