@@ -3,10 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { SimulatorEngine } from '../../server/adapters/whatsapp/simulator/engine';
 import { SimNetwork } from '../../server/adapters/whatsapp/simulator/network';
-import { WwebjsEngine } from '../../server/adapters/whatsapp/wwebjs/engine';
-import { tempDir } from '../helpers/server';
 import { engineContract } from './contract';
-import { StandInWorld } from './standin';
+import { standInEngine, StandInWorld } from './standin';
 
 engineContract('simulator', () => {
   const net = new SimNetwork(null);
@@ -25,20 +23,6 @@ engineContract('simulator', () => {
     close: async () => net.close(),
   };
 });
-
-/** The adapter with its Client replaced by the stand-in; a real executable stands for Chromium (never run). */
-export function standInEngine(world: StandInWorld, over: Partial<ConstructorParameters<typeof WwebjsEngine>[0]> = {}) {
-  const dataDir = tempDir('incrm-wwebjs-');
-  const engine = new WwebjsEngine({
-    config: { DATA_DIR: dataDir, WA_MAX_SESSIONS: 50, CHROMIUM_PATH: process.execPath, mediaMaxBytes: 1024 * 1024 },
-    createClient: world.factory,
-    browserMode: 'client',
-    timing: { backoffBaseMs: 20, backoffMaxMs: 200, ownEchoHoldMs: 30, startingTimeoutMs: 5_000, qrTimeoutMs: 60_000, healthIntervalMs: 60_000, closeTimeoutMs: 1000 },
-    ...over,
-  });
-  const profileOf = (id: number) => path.join(dataDir, 'wwebjs', `session-number-${id}`);
-  return { engine, dataDir, profileOf };
-}
 
 engineContract('wwebjs adapter with the stand-in Client', () => {
   const world = new StandInWorld();

@@ -7,6 +7,8 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
+import { WwebjsEngine } from '../../server/adapters/whatsapp/wwebjs/engine';
+import { tempDir } from '../helpers/server';
 import type { ClientFactory, ClientSpec, WaChat, WaClient, WaMedia, WaMessage, WaSendOptions } from '../../server/adapters/whatsapp/wwebjs/client';
 
 const ACK = { sent: 1, delivered: 2, read: 3, played: 4, failed: -1 } as const;
@@ -344,3 +346,18 @@ export class StandInClient extends EventEmitter implements WaClient {
     return userIds.map((lid) => ({ lid, pn: this.world.lids.get(lid) }));
   }
 }
+
+/** The adapter with its Client replaced by the stand-in; a real executable stands for Chromium (never run). */
+export function standInEngine(world: StandInWorld, over: Partial<ConstructorParameters<typeof WwebjsEngine>[0]> = {}) {
+  const dataDir = tempDir('incrm-wwebjs-');
+  const engine = new WwebjsEngine({
+    config: { DATA_DIR: dataDir, WA_MAX_SESSIONS: 50, CHROMIUM_PATH: process.execPath, mediaMaxBytes: 1024 * 1024 },
+    createClient: world.factory,
+    browserMode: 'client',
+    timing: { backoffBaseMs: 20, backoffMaxMs: 200, ownEchoHoldMs: 30, startingTimeoutMs: 5_000, qrTimeoutMs: 60_000, healthIntervalMs: 60_000, closeTimeoutMs: 1000 },
+    ...over,
+  });
+  const profileOf = (id: number) => path.join(dataDir, 'wwebjs', `session-number-${id}`);
+  return { engine, dataDir, profileOf };
+}
+
