@@ -82,6 +82,16 @@ export class Metrics implements DomainMetrics {
         for (const b of sources.engine?.()?.browsers ?? []) this.set({ number_id: String(b.numberId) }, b.rssBytes);
       },
     });
+    new client.Gauge({
+      name: 'incrm_wa_browser_pss_bytes',
+      help: 'Proportional memory of each browser process tree (shared pages split): use this for capacity',
+      labelNames: ['number_id'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const b of sources.engine?.()?.browsers ?? []) if (b.pssBytes !== undefined) this.set({ number_id: String(b.numberId) }, b.pssBytes);
+      },
+    });
   }
 
   message(direction: 'in' | 'out', outcome: 'stored' | 'duplicate'): void {

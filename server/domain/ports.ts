@@ -90,8 +90,8 @@ export interface WhatsAppSession {
 
 /** What an engine reports for /metrics (engines that run browsers). */
 export interface EngineStats {
-  /** One entry per running browser; rssBytes sums its process tree. */
-  browsers: { numberId: number; pid: number | null; rssBytes: number }[];
+  /** One entry per running browser; rssBytes sums RSS over its process tree, pssBytes PSS. */
+  browsers: { numberId: number; pid: number | null; rssBytes: number; pssBytes?: number }[];
   /** Sessions lost and reconnected since start. */
   reconnects: number;
 }

@@ -8,7 +8,7 @@ import { WwebjsEngine } from '../../server/adapters/whatsapp/wwebjs/engine';
 import { QR_EXPIRED_REASON } from '../../server/adapters/whatsapp/wwebjs/session';
 import type { AckStatus, Inbound, SessionListener, WhatsAppSession } from '../../server/domain/ports';
 import type { NumberState } from '../../server/domain/types';
-import { tempDir, waitFor } from '../helpers/server';
+import { startTestServer, tempDir, waitFor } from '../helpers/server';
 import { standInEngine, StandInWorld } from './standin';
 
 class Recorder implements SessionListener {
@@ -279,5 +279,29 @@ describe('wwebjs adapter (stand-in Client)', function () {
     for await (const m of session.fetchSince(new Date(Date.now() + 60_000))) none.push(m);
     expect(none).to.have.length(0);
     await session.markSeen!('15550002000@c.us');
+  });
+
+  it('exposes browsers, reconnects and browser memory on /metrics, and the Chromium problem on /healthz', async () => {
+    const srv = await startTestServer({}, { engine });
+    try {
+      await ready(1);
+      const metrics = await (await fetch(srv.url + '/metrics')).text();
+      expect(metrics).to.match(/^incrm_wa_browsers 1$/m);
+      expect(metrics).to.match(/^incrm_wa_reconnects 0$/m);
+      expect(metrics).to.include('# TYPE incrm_wa_browser_rss_bytes gauge');
+      const health = await (await fetch(srv.url + '/healthz')).json();
+      expect(health.engine).to.equal('wwebjs');
+      expect(health.engineProblem).to.equal(undefined);
+    } finally {
+      await srv.close();
+    }
+    const noChrome = new WwebjsEngine({ config: { DATA_DIR: tempDir(), WA_MAX_SESSIONS: 1, CHROMIUM_PATH: '/nonexistent' }, chromiumCandidates: [] });
+    const srv2 = await startTestServer({}, { engine: noChrome });
+    try {
+      const health = await (await fetch(srv2.url + '/healthz')).json();
+      expect(health.engineProblem).to.equal(CHROMIUM_NOT_FOUND);
+    } finally {
+      await srv2.close();
+    }
   });
 });

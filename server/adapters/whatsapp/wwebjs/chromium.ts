@@ -201,6 +201,20 @@ export function treeRssBytes(rootPid: number, procs?: ProcInfo[]): number {
   return processTree(rootPid, procs).reduce((n, p) => n + p.rssBytes, 0);
 }
 
+/** Proportional memory of a tree (shared pages split between their users): the honest total. */
+export function treePssBytes(rootPid: number, procs?: ProcInfo[]): number {
+  let total = 0;
+  for (const p of processTree(rootPid, procs)) {
+    try {
+      const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${p.pid}/smaps_rollup`, 'utf8'));
+      if (m) total += Number(m[1]) * 1024;
+    } catch {
+      /* gone, or no smaps_rollup (kernel < 4.14) */
+    }
+  }
+  return total;
+}
+
 /** Snapshot of /proc, for measuring several trees at once. */
 export function procSnapshot(): ProcInfo[] {
   return readProcs();

@@ -1,7 +1,7 @@
 // The production engine: one whatsapp-web.js Client in its own Chromium per connected number.
 import path from 'node:path';
 import type { EngineStats, SessionListener, WhatsAppEngine, WhatsAppSession } from '../../../domain/ports';
-import { chromiumArgs, findChromium, procSnapshot, treeRssBytes, CHROMIUM_CANDIDATES } from './chromium';
+import { chromiumArgs, findChromium, procSnapshot, treePssBytes, treeRssBytes, CHROMIUM_CANDIDATES } from './chromium';
 import { createWwebjsClient, type ClientFactory } from './client';
 import { isPageGone, DEFAULT_TIMING, WwebjsSession, type Log, type Timing } from './session';
 import { Slots } from './slots';
@@ -33,6 +33,7 @@ export class WwebjsEngine implements WhatsAppEngine {
   private readonly dataPath: string;
   private reconnects = 0;
   private guarding = false;
+  private statsCache: { at: number; stats: EngineStats } | null = null;
 
   constructor(private readonly opts: WwebjsEngineOptions) {
     this.log = opts.log ?? silent;
@@ -81,9 +82,13 @@ export class WwebjsEngine implements WhatsAppEngine {
       mediaMaxBytes: this.opts.config.mediaMaxBytes ?? 64 * 1024 * 1024,
       log: this.log,
       onReconnect: () => this.reconnects++,
-      onEnd: (s) => this.sessions.get(numberId) === s && this.sessions.delete(numberId),
+      onEnd: (s) => {
+        this.statsCache = null;
+        if (this.sessions.get(numberId) === s) this.sessions.delete(numberId);
+      },
     });
     this.sessions.set(numberId, session);
+    this.statsCache = null;
     void session.start().catch((err) => this.log.error({ err, numberId }, 'session start failed'));
     return session;
   }
@@ -93,14 +98,18 @@ export class WwebjsEngine implements WhatsAppEngine {
   }
 
   stats(): EngineStats {
+    // One /metrics scrape reads this for several gauges: walk /proc once.
+    if (this.statsCache && Date.now() - this.statsCache.at < 250) return this.statsCache.stats;
     const procs = procSnapshot();
     const browsers: EngineStats['browsers'] = [];
     for (const [numberId, s] of this.sessions) {
       if (!s.running) continue;
       const pid = s.browserPid;
-      browsers.push({ numberId, pid, rssBytes: pid ? treeRssBytes(pid, procs) : 0 });
+      browsers.push({ numberId, pid, rssBytes: pid ? treeRssBytes(pid, procs) : 0, pssBytes: pid ? treePssBytes(pid, procs) : 0 });
     }
-    return { browsers, reconnects: this.reconnects };
+    const stats = { browsers, reconnects: this.reconnects };
+    this.statsCache = { at: Date.now(), stats };
+    return stats;
   }
 
   async shutdown(): Promise<void> {
