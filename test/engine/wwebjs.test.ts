@@ -8,7 +8,7 @@ import { WwebjsEngine } from '../../server/adapters/whatsapp/wwebjs/engine';
 import { QR_EXPIRED_REASON } from '../../server/adapters/whatsapp/wwebjs/session';
 import type { AckStatus, Inbound, SessionListener, WhatsAppSession } from '../../server/domain/ports';
 import type { NumberState } from '../../server/domain/types';
-import { startTestServer, tempDir, waitFor } from '../helpers/server';
+import { client, startTestServer, tempDir, waitFor } from '../helpers/server';
 import { standInEngine, StandInWorld } from './standin';
 
 class Recorder implements SessionListener {
@@ -302,6 +302,35 @@ describe('wwebjs adapter (stand-in Client)', function () {
       expect(health.engineProblem).to.equal(CHROMIUM_NOT_FOUND);
     } finally {
       await srv2.close();
+    }
+  });
+
+  it('through the server: a send cut off by a page crash is reconciled, not sent twice nor recorded as from the phone', async () => {
+    const srv = await startTestServer({}, { engine });
+    try {
+      const portal = await srv.db.repos.portals.create({ crm: 'none', name: 'crash' });
+      const api = client(srv.url + '/api/v1', srv.tokens.issue({ portalId: portal.id, userId: '1', admin: true }, 3600_000));
+      const id = (await api.post('/numbers')).body.id as number;
+      await waitFor(async () => (await api.get(`/numbers/${id}`)).body.state === 'qr', 3000, 'qr');
+      world.scan(id, ME);
+      await waitFor(async () => (await api.get(`/numbers/${id}`)).body.state === 'ready', 3000, 'ready');
+      const conv = (await api.post('/conversations', { phone: THEM, numberId: id })).body.id as number;
+      world.crashNextSend.add(id);
+      const sent = await api.post(`/conversations/${conv}/messages`, { text: 'exactly once' }, { 'Idempotency-Key': 'crash-1' });
+      expect(sent.status).to.equal(201);
+      const linked = await waitFor(async () => {
+        const items = (await api.get(`/conversations/${conv}/messages`)).body.items as { id: number; status: string; waMessageId?: string }[];
+        const m = items.find((x) => x.id === sent.body.id);
+        return m && m.status !== 'queued' ? items : null;
+      }, 8000, 'send reconciled');
+      await new Promise((r) => setTimeout(r, 300)); // room for a wrong resend or a catch-up duplicate
+      const items = (await api.get(`/conversations/${conv}/messages`)).body.items as { id: number; status: string; text: string }[];
+      expect(items.map((m) => m.text)).to.deep.equal(['exactly once']);
+      expect(linked[0]!.status).to.be.oneOf(['sent', 'delivered']);
+      expect(world.delivered.get(THEM)!.map((d) => d.text)).to.deep.equal(['exactly once']);
+      expect(engine.stats().reconnects).to.equal(1);
+    } finally {
+      await srv.close();
     }
   });
 });

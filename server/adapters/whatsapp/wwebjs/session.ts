@@ -57,6 +57,9 @@ export interface SessionDeps {
   onEnd(session: WwebjsSession): void;
 }
 
+/** How long a send with an unknown outcome shadows matching own messages. */
+const UNCERTAIN_MS = 10 * 60_000;
+
 export const QR_EXPIRED_REASON = 'QR code not scanned for 3 minutes: the browser was stopped; restart the number for a new QR';
 export const NOT_READY = 'WhatsApp session is not ready';
 
@@ -120,6 +123,11 @@ export class WwebjsSession implements WhatsAppSession {
   private readonly sent = new RecentIds<SentRecord>(5000);
   private readonly seen = new RecentIds(5000);
   private readonly identified = new Set<string>();
+  /**
+   * Sends that failed without an answer (crash, timeout): WhatsApp may have sent them. Their
+   * echoes must not come back as "sent from the phone"; the domain reconciles them via recentSent.
+   */
+  private uncertain: { chatIds: string[]; type: string; text: string | null; at: number }[] = [];
   /** Sends in flight per chat: an echo of ours waits for them to return their ids. */
   private readonly sending = new Map<string, number>();
 
@@ -438,7 +446,7 @@ export class WwebjsSession implements WhatsAppSession {
     if (this.sent.has(id)) return;
     const chatId = msg.to;
     const check = (waited: number) => {
-      if (gen !== this.generation || this.closed || this.sent.has(id)) return;
+      if (gen !== this.generation || this.closed || this.sent.has(id) || this.isUncertainSend(msg)) return;
       // A send to this chat is still waiting for its id: keep holding (bounded).
       if ((this.sending.get(chatId) ?? 0) > 0 && waited < this.d.timing.sendTimeoutMs) {
         this.later(this.d.timing.ownEchoHoldMs, () => check(waited + this.d.timing.ownEchoHoldMs));
@@ -481,8 +489,8 @@ export class WwebjsSession implements WhatsAppSession {
 
   async send(out: Outbound): Promise<{ waMessageId: string }> {
     const { client, gen } = this.readyClient();
+    let target = out.chatId;
     try {
-      let target = out.chatId;
       if (out.chatId.endsWith('@c.us')) {
         const wid = await withTimeout(client.getNumberId(out.chatId.split('@')[0]!), this.d.timing.sendTimeoutMs, 'number lookup');
         if (!wid) throw new PermanentSendError('not on WhatsApp');
@@ -525,9 +533,24 @@ export class WwebjsSession implements WhatsAppSession {
       if (status) setImmediate(() => void this.d.listener.onAck(waMessageId, status).catch(() => {}));
       return { waMessageId };
     } catch (err) {
+      if (!(err instanceof PermanentSendError)) {
+        const now = Date.now();
+        this.uncertain = this.uncertain.filter((u) => now - u.at < UNCERTAIN_MS).slice(-100);
+        this.uncertain.push({ chatIds: [out.chatId, ...(target !== out.chatId ? [target] : [])], type: out.type, text: out.text, at: now });
+      }
       if (isPageGone(err)) this.lost(gen, (err as Error).message);
       throw err;
     }
+  }
+
+  /** An own message that may be the echo of a send whose outcome we never learned. */
+  private isUncertainSend(m: WaMessage): boolean {
+    if (!m.fromMe || this.uncertain.length === 0) return false;
+    const at = m.timestamp * 1000;
+    const type = messageType(m.type);
+    return this.uncertain.some(
+      (u) => u.chatIds.includes(m.to) && u.type === type && (u.text ?? '') === (m.body ?? '') && Math.abs(at - u.at) < UNCERTAIN_MS,
+    );
   }
 
   async *fetchSince(since: Date): AsyncIterable<Inbound> {
@@ -540,7 +563,7 @@ export class WwebjsSession implements WhatsAppSession {
         if (!isPersonalChat(chatId) || (chat.timestamp ?? 0) * 1000 < from) continue;
         const messages = await chat.fetchMessages({ limit: 200 });
         for (const m of messages) {
-          if (m.timestamp * 1000 < from || this.sent.has(m.id._serialized)) continue;
+          if (m.timestamp * 1000 < from || this.sent.has(m.id._serialized) || this.isUncertainSend(m)) continue;
           const inb = await toInbound(m, { mediaMaxBytes: this.d.mediaMaxBytes });
           if (inb) yield inb;
         }
