@@ -105,11 +105,14 @@ async function main(): Promise<void> {
     },
   };
 
+  // The engine's timers do not hold the process open (the server's HTTP listener does): this does.
+  const keepAlive = setInterval(() => {}, 60_000);
   process.on('SIGINT', () => stop());
   process.on('SIGTERM', () => stop());
   session = await engine.open(1, listener);
   await done;
   log('acks:', JSON.stringify(Object.fromEntries([...acks].map(([id, s]) => [labels.get(id) ?? id, s]))));
+  clearInterval(keepAlive);
   await engine.shutdown();
   if (!keep) fs.rmSync(dataDir, { recursive: true, force: true });
   process.exit(0);
