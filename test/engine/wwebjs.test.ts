@@ -89,6 +89,21 @@ describe('wwebjs adapter (stand-in Client)', function () {
     expect(rec.inbound.some((m) => m.waMessageId === waMessageId)).to.equal(false);
   });
 
+  it('a ciphertext placeholder is skipped and the decrypted message, same id, is reported once', async () => {
+    const { rec } = await ready();
+    const id = world.inbound(1, { from: THEM, type: 'ciphertext', text: '' });
+    const stored = world.chat(1, '15550002000@c.us').find((s) => s.msg.id._serialized === id)!;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(rec.inbound).to.have.length(0);
+    // whatsapp-web.js re-emits the message when the type changes after decryption.
+    stored.msg.type = 'chat';
+    stored.msg.body = 'decrypted';
+    world.inbound(1, { from: THEM, waMessageId: id, repeat: 2 });
+    await waitFor(() => rec.inbound.length === 1, 2000, 'decrypted message');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(rec.inbound.map((m) => m.text)).to.deep.equal(['decrypted']);
+  });
+
   it('keeps an ack that fired before send() returned, and maps every ack level', async () => {
     const { rec, session } = await ready();
     const { waMessageId } = await session.send({ chatId: '15550002000@c.us', type: 'text', text: 'x', media: null });

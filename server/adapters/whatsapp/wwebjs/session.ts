@@ -205,6 +205,8 @@ export class WwebjsSession implements WhatsAppSession {
     client.on('qr', (qr: string) => cur() && this.onQr(gen, qr));
     client.on('authenticated', () => cur() && this.onAuthenticated(gen));
     client.on('ready', () => cur() && this.onReady(gen));
+    // The first sync of a big account takes a while; progress keeps the start watchdog quiet.
+    client.on('loading_screen', () => cur() && this.phase !== 'ready' && this.armStartWatchdog(gen));
     client.on('disconnected', (reason: string) => cur() && this.onDisconnected(gen, String(reason)));
     client.on('message', (msg: WaMessage) => cur() && !msg.fromMe && void this.receive(gen, msg));
     client.on('message_create', (msg: WaMessage) => cur() && msg.fromMe && this.ownEcho(gen, msg));
@@ -429,7 +431,11 @@ export class WwebjsSession implements WhatsAppSession {
       this.d.log.warn({ err, numberId: this.d.numberId, waMessageId: id }, 'message could not be read');
       return;
     }
-    if (!inb) return;
+    if (!inb) {
+      // Not content (yet): a ciphertext placeholder comes back with the same id once decrypted.
+      this.seen.delete(id);
+      return;
+    }
     try {
       await this.d.listener.onInbound(inb);
     } catch (err) {
