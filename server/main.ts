@@ -75,8 +75,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   sessions = new SessionManager(ctx, engine, renderQr);
   const outbound = new OutboundService(ctx, sessions);
   sessions.attach(outbound);
-  const conversations = new ConversationService(ctx);
-  const crmJobs = new CrmJobs(ctx, createCrmRegistry(db.knex), { media: (sha256, mimetype, filename) => media.url({ id: 0, sha256, mimetype, size: 0, filename }) });
+  const crm = createCrmRegistry(db.knex);
+  const conversations = new ConversationService(ctx, crm);
+  const crmJobs = new CrmJobs(ctx, crm, { media: (sha256, mimetype, filename) => media.url({ id: 0, sha256, mimetype, size: 0, filename }) });
 
   runner = new JobRunner(
     db,
@@ -88,8 +89,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     },
     {
       worker: `${process.pid}-${crypto.randomBytes(3).toString('hex')}`,
-      concurrency: 8,
-      leaseMs: 60_000,
+      concurrency: 16,
+      leaseMs: 15_000,
       pollMs: 1000,
       backoffBaseMs: 1000,
       backoffMaxMs: 10 * 60_000,

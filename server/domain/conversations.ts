@@ -1,12 +1,23 @@
 import type { DomainContext } from './context';
 import { badRequest, notFound } from './errors';
 import { chatIdOf, toE164 } from './phone';
-import type { ConversationView } from './ports';
+import type { ConversationView, CrmRegistry, EntityRef } from './ports';
 import type { Message, Principal } from './types';
 
 /** Reading and starting conversations, scoped to the caller's portal. */
 export class ConversationService {
-  constructor(private readonly ctx: DomainContext) {}
+  constructor(
+    private readonly ctx: DomainContext,
+    private readonly crm: CrmRegistry,
+  ) {}
+
+  /** The phones of a CRM card (its contacts' phones), normalised; for the chat panel. */
+  async phonesOf(p: Principal, entity: EntityRef): Promise<string[]> {
+    const portal = await this.ctx.db.repos.portals.get(p.portalId);
+    if (!portal) throw notFound('portal');
+    const raw = await this.crm(portal.crm).phonesOf(portal, entity);
+    return [...new Set(raw.map((r) => toE164(r)).filter((x): x is string => x !== null))];
+  }
 
   async list(p: Principal, phones: string[]): Promise<ConversationView[]> {
     const normalised = phones.map((raw) => {
@@ -41,9 +52,10 @@ export class ConversationService {
 
   /** One page of history, newest first across pages, oldest first within the page. */
   async messages(p: Principal, id: number, before: number | null, limit: number): Promise<{ items: Message[]; nextCursor: number | null }> {
-    const conv = await this.ctx.db.repos.conversations.get(p.portalId, id);
-    if (!conv) throw notFound('conversation');
+    // The page query is scoped to the portal itself; only an empty page needs to ask whether the
+    // conversation exists at all (404) or simply has no older messages.
     const rows = await this.ctx.db.repos.messages.page(p.portalId, id, before, limit + 1);
+    if (rows.length === 0 && !(await this.ctx.db.repos.conversations.get(p.portalId, id))) throw notFound('conversation');
     const more = rows.length > limit;
     const items = rows.slice(0, limit).reverse();
     // The cursor is the oldest id shown: the next page holds what came before it.

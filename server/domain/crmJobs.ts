@@ -32,16 +32,26 @@ export class CrmJobs {
     });
   }
 
+  // Portal rows are read for every job; a short-lived copy spares the database that read while
+  // settings changes still show within seconds.
+  private readonly portals = new Map<number, { portal: Portal; at: number }>();
+
+  private async portal(id: number): Promise<Portal | null> {
+    const hit = this.portals.get(id);
+    const now = this.ctx.clock.now();
+    if (hit && now - hit.at < 2000) return hit.portal;
+    const portal = await this.ctx.db.repos.portals.get(id);
+    if (portal) this.portals.set(id, { portal, at: now });
+    else this.portals.delete(id);
+    return portal;
+  }
+
   private async load(messageId: number) {
-    const { repos } = this.ctx.db;
-    const message = await repos.messages.getAny(messageId);
-    if (!message) return null;
-    const portal = await repos.portals.get(message.portalId);
-    const conversation = await repos.conversations.get(message.portalId, message.conversationId);
-    const contact = conversation ? await repos.contacts.get(message.portalId, conversation.contactId) : null;
-    const number = await repos.numbers.getAny(message.numberId);
-    if (!portal || !contact || !number) return null;
-    return { message, portal, contact, number };
+    const found = await this.ctx.db.repos.messages.withParties(messageId);
+    if (!found) return null;
+    const portal = await this.portal(found.message.portalId);
+    if (!portal) return null;
+    return { ...found, portal };
   }
 
   mirror(): JobHandler {
@@ -49,7 +59,7 @@ export class CrmJobs {
       run: async (job) => {
         const loaded = await this.load(Number(job.payload.messageId));
         if (!loaded) return;
-        const { message, portal, contact, number } = loaded;
+        const { message, portal, contact, numberPhone } = loaded;
         if (portal.settings.mirror === false) return;
         if (!(await this.mayMirror(portal.id))) throw new Error('licence inactive: mirroring waits for access to return');
         const entity = await this.entityFor(portal, contact);
@@ -59,7 +69,7 @@ export class CrmJobs {
           text: message.text,
           phone: contact.phone,
           contactName: contact.name,
-          numberPhone: number.phone,
+          numberPhone,
           mediaUrl: message.media ? this.links.media(message.media.sha256, message.media.mimetype, message.media.filename) : null,
           at: message.createdAt,
           status: message.status,
@@ -86,7 +96,7 @@ export class CrmJobs {
   numberAlert(): JobHandler {
     return {
       run: async (job) => {
-        const portal = await this.ctx.db.repos.portals.get(Number(job.portalId));
+        const portal = await this.portal(Number(job.portalId));
         const number = await this.ctx.db.repos.numbers.getAny(Number(job.payload.numberId));
         if (!portal || !number) return;
         const what = job.payload.state === 'logged_out' ? 'was logged out; connect it again by QR' : `is ${String(job.payload.state)}`;

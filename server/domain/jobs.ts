@@ -38,6 +38,8 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number, ran
 export class JobRunner {
   private running = false;
   private inFlight = new Set<Promise<void>>();
+  private readonly inHand = new Set<number>();
+  private renewTimer: NodeJS.Timeout | null = null;
   private wakeUp: (() => void) | null = null;
   private woken = false;
   private loopDone: Promise<void> | null = null;
@@ -54,6 +56,9 @@ export class JobRunner {
     if (this.running) return;
     this.running = true;
     this.loopDone = this.loop();
+    // Leases are short so a dead worker's jobs come back soon; live workers keep renewing theirs.
+    this.renewTimer = setInterval(() => void this.renew(), Math.max(50, Math.floor(this.opts.leaseMs / 3)));
+    this.renewTimer.unref();
   }
 
   wake(): void {
@@ -67,14 +72,28 @@ export class JobRunner {
     this.wake();
     await this.loopDone;
     await Promise.allSettled([...this.inFlight]);
+    if (this.renewTimer) clearInterval(this.renewTimer);
+  }
+
+  private async renew(): Promise<void> {
+    if (this.inHand.size === 0) return;
+    try {
+      await this.db.repos.jobs.extendLease([...this.inHand], this.opts.worker, this.clock.now() + this.opts.leaseMs);
+    } catch (err) {
+      this.events.error?.(err);
+    }
   }
 
   private async loop(): Promise<void> {
+    // Refill in batches: claiming one job each time one finishes cost a claim (and an idle look-up)
+    // per job under load. Wait for a quarter of the slots, or take work at once when idle.
+    const batch = Math.max(1, Math.floor(this.opts.concurrency / 4));
     while (this.running) {
       let claimed: Job[] = [];
       const free = this.opts.concurrency - this.inFlight.size;
       this.woken = false;
-      if (free > 0) {
+      const claimNow = free >= batch || (free > 0 && this.inFlight.size === 0);
+      if (claimNow) {
         try {
           claimed = await this.db.repos.jobs.claim(this.opts.worker, free, this.clock.now(), this.opts.leaseMs);
         } catch (err) {
@@ -82,7 +101,9 @@ export class JobRunner {
         }
       }
       for (const job of claimed) {
+        this.inHand.add(job.id);
         const p = this.execute(job).finally(() => {
+          this.inHand.delete(job.id);
           this.inFlight.delete(p);
           this.wake();
         });
@@ -91,7 +112,8 @@ export class JobRunner {
       if (claimed.length > 0 && claimed.length === free) continue;
       if (!this.running) break;
       if (this.woken) continue;
-      await this.sleep(await this.idleDelay());
+      // Slots busy: a finishing job wakes us. Otherwise sleep until the next due job.
+      await this.sleep(claimNow ? await this.idleDelay() : this.opts.pollMs);
     }
   }
 

@@ -3,6 +3,7 @@ import { AppError, badRequest, conflict, notFound } from './errors';
 import { JOB_CRM_MIRROR } from './inbound';
 import { PermanentJobError, type JobHandler } from './jobs';
 import { KeyedMutex } from './mutex';
+import { chatIdOf } from './phone';
 import { PermanentSendError, type AckStatus, type Job, type WhatsAppSession } from './ports';
 import { allowedFrom } from './status';
 import type { Message, MessageType, Principal } from './types';
@@ -19,7 +20,6 @@ export interface OutboundRequest {
 /** Where the send job finds a live session; the session manager implements it. */
 export interface SessionLookup {
   readySession(numberId: number): WhatsAppSession | null;
-  chatIdOf(portalId: number, contactId: number): Promise<string | null>;
 }
 
 /** Hook for the licence rules: throws (402/403) when the portal may not send now. */
@@ -139,13 +139,12 @@ export class OutboundService {
   private async runSend(job: Job): Promise<void> {
     const { db, clock } = this.ctx;
     const id = Number(job.payload.messageId);
-    const msg = await db.repos.messages.getAny(id);
-    if (!msg || msg.status !== 'queued') return; // sent meanwhile, or retried and superseded
+    const found = await db.repos.messages.withParties(id);
+    if (!found || found.message.status !== 'queued') return; // sent meanwhile, or retried and superseded
+    const { message: msg, contact } = found;
     const session = this.sessions.readySession(msg.numberId);
     if (!session) throw new Error('WhatsApp number is not connected');
-    const conversation = await db.repos.conversations.get(msg.portalId, msg.conversationId);
-    if (!conversation) return;
-    const chatId = await this.sessions.chatIdOf(msg.portalId, conversation.contactId);
+    const chatId = contact.waId || (contact.phone ? chatIdOf(contact.phone) : null);
     if (!chatId) throw new PermanentJobError('the contact has no WhatsApp id');
 
     await this.chatLock.run(`${msg.numberId}:${chatId}`, async () => {
@@ -212,15 +211,25 @@ export class OutboundService {
     if (this.earlyAcks.size > 10_000) {
       for (const [k, v] of this.earlyAcks) if (now - v[0]!.at > ACK_TTL_MS) this.earlyAcks.delete(k);
     }
+    // The send may have linked the id (and drained this buffer) while we looked: look once more
+    // now that the ack is parked, so it cannot be stranded.
+    if (await this.applyAck(numberId, waMessageId, status, error)) {
+      const parked = this.earlyAcks.get(key) ?? [];
+      this.earlyAcks.delete(key);
+      for (const a of parked) await this.applyAck(numberId, waMessageId, a.status, a.error);
+    }
   }
 
   /** True when the message is known (whether or not the status moved). */
   private async applyAck(numberId: number, waMessageId: string, status: AckStatus, error?: string): Promise<boolean> {
-    const msg = await this.ctx.db.repos.messages.findByWaId(numberId, waMessageId);
-    if (!msg) return false;
-    const updated = await this.ctx.db.repos.messages.setStatus(msg.id, status, status === 'failed' ? error ?? 'failed' : null, allowedFrom(status));
-    if (updated) this.publishStatus(updated);
-    return true;
+    const attempt = () =>
+      this.ctx.db.repos.messages.setStatusByWaId(numberId, waMessageId, status, status === 'failed' ? error ?? 'failed' : null, allowedFrom(status));
+    let { known, message } = await attempt();
+    // Known but not moved: either the status is already past this ack, or the send linked the id
+    // between our update and our look-up. One more try tells them apart.
+    if (known && !message) ({ message } = await attempt());
+    if (message) this.publishStatus(message);
+    return known;
   }
 
   private publishStatus(m: Message): void {

@@ -215,6 +215,8 @@ export interface MessageRepo {
   insertOutbound(m: NewMessage): Promise<{ message: Message; created: boolean }>;
   get(portalId: number, id: number): Promise<Message | null>;
   getAny(id: number): Promise<Message | null>;
+  /** A message with its contact and the phone of the number it went through, in one query. */
+  withParties(id: number): Promise<{ message: Message; contact: Contact; numberPhone: string | null } | null>;
   findByWaId(numberId: number, waMessageId: string): Promise<Message | null>;
   page(portalId: number, conversationId: number, beforeId: number | null, limit: number): Promise<Message[]>;
   markSendStarted(id: number, at: number): Promise<void>;
@@ -222,6 +224,14 @@ export interface MessageRepo {
   setWaMessageId(id: number, waMessageId: string): Promise<boolean>;
   /** Moves the status if `allowedFrom` contains the current one; returns the updated message or null. */
   setStatus(id: number, status: MessageStatus, error: string | null, allowedFrom: MessageStatus[]): Promise<Message | null>;
+  /** The ack path in one statement: `known` says whether the message exists at all. */
+  setStatusByWaId(
+    numberId: number,
+    waMessageId: string,
+    status: MessageStatus,
+    error: string | null,
+    allowedFrom: MessageStatus[],
+  ): Promise<{ known: boolean; message: Message | null }>;
   markRevoked(numberId: number, waMessageId: string): Promise<Message | null>;
   /** Outbound messages of a conversation linked to these engine ids (reconcile needs to skip them). */
   waIdsTaken(numberId: number, waMessageIds: string[]): Promise<Set<string>>;
@@ -255,10 +265,13 @@ export interface Job {
 }
 
 export interface JobRepo {
-  enqueue(spec: JobSpec): Promise<void>;
+  /** Enqueues one job or several in one statement. */
+  enqueue(spec: JobSpec | JobSpec[]): Promise<void>;
   /** Leases up to `limit` due jobs (pending, or running with an expired lease) for `leaseMs`. */
   claim(worker: string, limit: number, now: number, leaseMs: number): Promise<Job[]>;
   complete(id: number, worker: string): Promise<void>;
+  /** Renews the lease of jobs still in hand, so a long job is not taken over while it runs. */
+  extendLease(ids: number[], worker: string, until: number): Promise<void>;
   retryLater(id: number, worker: string, runAt: number, error: string): Promise<void>;
   bury(id: number, worker: string, error: string): Promise<void>;
   nextRunAt(): Promise<number | null>;

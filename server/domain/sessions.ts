@@ -2,7 +2,6 @@ import type { DomainContext } from './context';
 import { badRequest, notFound } from './errors';
 import { InboundPipeline } from './inbound';
 import type { OutboundService, SessionLookup } from './outbound';
-import { chatIdOf } from './phone';
 import type { SessionListener, WhatsAppEngine, WhatsAppSession } from './ports';
 import type { NumberState, Principal, WaNumber } from './types';
 
@@ -55,12 +54,6 @@ export class SessionManager implements SessionLookup {
   readySession(numberId: number): WhatsAppSession | null {
     const l = this.live.get(numberId);
     return l && l.state === 'ready' ? l.session : null;
-  }
-
-  async chatIdOf(portalId: number, contactId: number): Promise<string | null> {
-    const c = await this.ctx.db.repos.contacts.get(portalId, contactId);
-    if (!c) return null;
-    return c.waId || (c.phone ? chatIdOf(c.phone) : null);
   }
 
   stateOf(numberId: number): NumberState | null {

@@ -29,7 +29,7 @@ export interface KnexDatabase extends Database {
 }
 
 export function databaseOf(handle: KnexHandle): KnexDatabase {
-  const { knex, dialect } = handle;
+  const { knex, dialect, close } = handle;
   return {
     knex,
     dialect,
@@ -38,7 +38,7 @@ export function databaseOf(handle: KnexHandle): KnexDatabase {
     ping: async () => {
       await knex.raw('select 1');
     },
-    close: () => knex.destroy(),
+    close,
   };
 }
 

@@ -38,13 +38,19 @@ export function conversationRoutes(deps: {
       method: 'get',
       path: '/conversations',
       tag: 'conversations',
-      summary: 'Conversations with the given phones (repeat `phone`), latest activity first',
+      summary:
+        "Conversations with the given phones (repeat `phone`) and/or a CRM card's phones (`entityType` + `entityId`), latest activity first; `phones` lists the card's phones",
       access: 'user',
-      query: z.object({ phone: phoneList }),
-      responses: { '200': '{ items: Conversation[] }', '400': 'a phone is not a phone number' },
-      handler: async ({ principal, query }) => ({
-        items: (await conversations.list(principal, query.phone)).map((c) => presentConversation(c, media)),
-      }),
+      query: z
+        .object({ phone: phoneList, entityType: z.enum(['lead', 'deal', 'contact', 'company', 'phone']).optional(), entityId: z.string().min(1).max(64).optional() })
+        .refine((q) => !q.entityType === !q.entityId, { message: 'entityType and entityId go together', path: ['entityId'] }),
+      responses: { '200': '{ items: Conversation[], phones: string[] }', '400': 'a phone is not a phone number' },
+      handler: async ({ principal, query }) => {
+        const entity = query.entityType && query.entityId ? { type: query.entityType, id: query.entityId } : null;
+        const phones = entity ? await conversations.phonesOf(principal, entity) : [];
+        const items = await conversations.list(principal, [...query.phone, ...phones]);
+        return { items: items.map((c) => presentConversation(c, media)), phones };
+      },
     }),
     route({
       method: 'post',

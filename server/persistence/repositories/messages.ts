@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type { MessageRepo, NewMessage } from '../../domain/ports';
 import type { Message } from '../../domain/types';
-import { toMessage, type Row } from './rows';
+import { toContact, toMessage, type Row } from './rows';
 
 function toRow(m: NewMessage): Row {
   return {
@@ -37,15 +37,17 @@ export function messageRepo(db: Knex | Knex.Transaction): MessageRepo {
     const row = await selectMessages(db).where('msg.id', id).first();
     return row ? toMessage(row) : null;
   };
+  // An updated or inserted row is the whole message unless it has media to join in.
+  const withMedia = async (row: Row | undefined): Promise<Message | null> =>
+    !row ? null : row.media_id === null ? toMessage(row) : byId(Number(row.id));
   return {
     async insertInboundOnce(m) {
-      const rows = await db('messages')
+      const rows: Row[] = await db('messages')
         .insert(toRow(m))
         .onConflict(['number_id', 'wa_message_id'])
         .ignore()
-        .returning('id');
-      if (rows.length === 0) return null;
-      return byId(Number((rows[0] as Row).id));
+        .returning('*');
+      return withMedia(rows[0]);
     },
     async insertOutbound(m) {
       const rows = await db('messages')
@@ -64,6 +66,24 @@ export function messageRepo(db: Knex | Knex.Transaction): MessageRepo {
       return row ? toMessage(row) : null;
     },
     getAny: byId,
+    async withParties(id) {
+      const row = await selectMessages(db)
+        .join('conversations as cv', 'cv.id', 'msg.conversation_id')
+        .join('contacts as c', 'c.id', 'cv.contact_id')
+        .join('numbers as n', 'n.id', 'msg.number_id')
+        .select(
+          'c.id as c_id', 'c.phone as c_phone', 'c.wa_id as c_wa_id', 'c.name as c_name',
+          'c.crm_entity_type as c_crm_entity_type', 'c.crm_entity_id as c_crm_entity_id', 'n.phone as n_phone',
+        )
+        .where('msg.id', id)
+        .first();
+      if (!row) return null;
+      const contact = toContact({
+        id: row.c_id, portal_id: row.portal_id, phone: row.c_phone, wa_id: row.c_wa_id, name: row.c_name,
+        crm_entity_type: row.c_crm_entity_type, crm_entity_id: row.c_crm_entity_id,
+      });
+      return { message: toMessage(row), contact, numberPhone: row.n_phone ?? null };
+    },
     async findByWaId(numberId, waMessageId) {
       const row = await selectMessages(db).where({ 'msg.number_id': numberId, 'msg.wa_message_id': waMessageId }).first();
       return row ? toMessage(row) : null;
@@ -80,20 +100,36 @@ export function messageRepo(db: Knex | Knex.Transaction): MessageRepo {
       await db('messages').where({ id }).update({ send_started_at: at, updated_at: Date.now() });
     },
     async setWaMessageId(id, waMessageId) {
-      const owner = await db('messages')
-        .where({ wa_message_id: waMessageId })
-        .whereIn('number_id', db('messages').select('number_id').where({ id }))
-        .first('id');
-      if (owner && Number(owner.id) !== id) return false;
-      await db('messages').where({ id }).update({ wa_message_id: waMessageId, updated_at: Date.now() });
-      return true;
-    },
-    async setStatus(id, status, error, allowedFrom) {
+      // One statement: link unless another message of the same number already owns the id.
       const n = await db('messages')
         .where({ id })
+        .whereNotExists(
+          db('messages as other')
+            .select(db.raw('1'))
+            .whereRaw('other.number_id = messages.number_id')
+            .andWhere('other.wa_message_id', waMessageId)
+            .andWhereNot('other.id', id),
+        )
+        .update({ wa_message_id: waMessageId, updated_at: Date.now() });
+      return n > 0;
+    },
+    async setStatus(id, status, error, allowedFrom) {
+      const rows: Row[] = await db('messages')
+        .where({ id })
         .whereIn('status', allowedFrom)
-        .update({ status, error, updated_at: Date.now() });
-      return n > 0 ? byId(id) : null;
+        .update({ status, error, updated_at: Date.now() })
+        .returning('*');
+      return withMedia(rows[0]);
+    },
+    async setStatusByWaId(numberId, waMessageId, status, error, allowedFrom) {
+      const rows: Row[] = await db('messages')
+        .where({ number_id: numberId, wa_message_id: waMessageId })
+        .whereIn('status', allowedFrom)
+        .update({ status, error, updated_at: Date.now() })
+        .returning('*');
+      if (rows[0]) return { known: true, message: await withMedia(rows[0]) };
+      const known = await db('messages').where({ number_id: numberId, wa_message_id: waMessageId }).first('id');
+      return { known: !!known, message: null };
     },
     async markRevoked(numberId, waMessageId) {
       const n = await db('messages')
