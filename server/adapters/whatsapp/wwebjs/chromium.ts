@@ -132,10 +132,24 @@ export async function launchChromium(opts: { executablePath: string; userDataDir
     exited: () => gone,
     onExit: (fn) => (gone ? fn() : void exitListeners.push(fn)),
     close: async () => {
+      // Remember the whole tree first: once the main process exits, its children are re-parented
+      // and can no longer be found from its pid.
+      const tree = pid !== null ? processTree(pid).map((p) => p.pid) : [];
       if (!gone) {
         await Promise.race([browser.close().catch(() => {}), new Promise((r) => setTimeout(r, closeTimeoutMs).unref())]);
       }
-      if (pid !== null) killTree(pid);
+      if (pid !== null) {
+        killTree(pid);
+        const ours = tree.filter((p) => isAliveWith(p, opts.userDataDir));
+        for (const p of ours) {
+          try {
+            process.kill(p, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+        }
+        await waitGone(tree, opts.userDataDir, 3000);
+      }
       markGone();
     },
   };
@@ -218,6 +232,23 @@ export function treePssBytes(rootPid: number, procs?: ProcInfo[]): number {
 /** Snapshot of /proc, for measuring several trees at once. */
 export function procSnapshot(): ProcInfo[] {
   return readProcs();
+}
+
+/** The process is running (not a zombie) and is still the one we started (pid not reused). */
+function isAliveWith(pid: number, marker: string): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return false;
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker);
+  } catch {
+    return false;
+  }
+}
+
+/** Waits until none of `pids` runs any more: SIGKILL is delivered asynchronously. */
+async function waitGone(pids: number[], marker: string, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (pids.some((p) => isAliveWith(p, marker)) && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
 }
 
 /** Kills a browser's whole tree (zygotes, renderers): nothing may outlive a closed session. */
