@@ -195,8 +195,21 @@ export class WwebjsSession implements WhatsAppSession {
       if (gen !== this.generation) return;
       client.pupPage?.on('error', () => this.lost(gen, 'the WhatsApp Web page crashed'));
       client.pupPage?.on('close', () => this.lost(gen, 'the WhatsApp Web page closed'));
+      await this.closeBlankTabs(client);
     } catch (err) {
       this.lost(gen, (err as Error)?.message ?? String(err));
+    }
+  }
+
+  /** The Client opens its own tab in our browser; the start-up blank tab would only hold memory. */
+  private async closeBlankTabs(client: WaClient): Promise<void> {
+    if (!this.browser) return;
+    try {
+      for (const page of await this.browser.browser.pages()) {
+        if ((page as unknown) !== client.pupPage && page.url() === 'about:blank') await page.close();
+      }
+    } catch {
+      /* not worth a reconnect */
     }
   }
 
