@@ -185,6 +185,19 @@ describe('wwebjs adapter (stand-in Client)', function () {
     expect(world.liveClients()).to.have.length(0);
   });
 
+  it('a closed session reopens from the kept login without a QR; UNPAIRED also ends in logged_out', async () => {
+    const first = await ready();
+    await first.session.close();
+    expect(world.liveClients()).to.have.length(0);
+    const rec = new Recorder();
+    await engine.open(1, rec);
+    await waitFor(() => rec.last?.state === 'ready', 3000, 'restored');
+    expect(rec.seq()).to.deep.equal(['starting', 'ready']);
+    world.live(1)!.emit('disconnected', 'UNPAIRED');
+    await waitFor(() => rec.last?.state === 'logged_out', 2000, 'logged_out');
+    expect(fs.existsSync(profileOf(1))).to.equal(false);
+  });
+
   it('other disconnects reconnect with backoff and a fresh Client, keeping the login (no new QR)', async () => {
     const { rec } = await ready();
     world.live(1)!.emit('disconnected', 'CONFLICT');

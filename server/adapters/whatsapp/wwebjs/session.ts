@@ -303,10 +303,10 @@ export class WwebjsSession implements WhatsAppSession {
     this.generation++; // the new QR the library shows after a logout is not ours to report
     this.phase = 'stopped';
     this.clearAllTimers();
-    this.report('logged_out', { reason: reason === 'LOGOUT' ? 'unlinked from the phone' : `unlinked (${reason})` });
     await this.teardown();
     this.dropLogin();
     this.d.slots.release(this);
+    this.report('logged_out', { reason: reason === 'LOGOUT' ? 'unlinked from the phone' : `unlinked (${reason})` });
     this.d.onEnd(this);
   }
 
