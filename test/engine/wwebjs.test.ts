@@ -268,6 +268,24 @@ describe('wwebjs adapter (stand-in Client)', function () {
     }
   });
 
+  it('browsers start a few at a time: the next launch waits until one shows a QR, is ready or gives up', async () => {
+    const { engine: gated } = standInEngine(world, { launchConcurrency: 1, timing: { startingTimeoutMs: 60_000 } });
+    try {
+      world.hang.add(1);
+      const a = new Recorder();
+      const b = new Recorder();
+      const sa = await gated.open(1, a);
+      await gated.open(2, b);
+      await waitFor(() => world.clients.some((c) => c.numberId === 1), 2000, 'first launch');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(world.clients.filter((c) => c.numberId === 2)).to.have.length(0);
+      await sa.close(); // the stuck start gives its turn away
+      await waitFor(() => b.last?.state === 'qr', 2000, 'second qr');
+    } finally {
+      await gated.shutdown();
+    }
+  });
+
   it('without Chromium: problem() says why and each number fails with that reason', async () => {
     const noChrome = new WwebjsEngine({
       config: { DATA_DIR: tempDir(), WA_MAX_SESSIONS: 2, CHROMIUM_PATH: '/nonexistent/chromium' },

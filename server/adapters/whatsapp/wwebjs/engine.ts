@@ -14,6 +14,8 @@ export interface WwebjsEngineOptions {
   /** Who starts Chromium: the engine (default; it owns the process) or the Client itself. */
   browserMode?: 'engine' | 'client';
   chromiumCandidates?: readonly string[];
+  /** Browsers starting (launch until QR or ready) at the same time; default 2. */
+  launchConcurrency?: number;
   /** Extra Chromium flags (tests); appended to the server flags. */
   extraArgs?: string[];
   timing?: Partial<Timing>;
@@ -25,6 +27,7 @@ export class WwebjsEngine implements WhatsAppEngine {
   readonly name = 'wwebjs';
   private readonly sessions = new Map<number, WwebjsSession>();
   private readonly slots: Slots<object>;
+  private readonly launchGate: Slots<object>;
   private readonly chromium: { executablePath: string; args: string[] } | null;
   private readonly chromiumProblem: string | null;
   private readonly timing: Timing;
@@ -40,6 +43,7 @@ export class WwebjsEngine implements WhatsAppEngine {
     this.timing = { ...DEFAULT_TIMING, ...opts.timing };
     this.createClient = opts.createClient ?? createWwebjsClient;
     this.slots = new Slots(opts.config.WA_MAX_SESSIONS);
+    this.launchGate = new Slots(opts.launchConcurrency ?? 2);
     this.dataPath = path.resolve(opts.config.DATA_DIR, 'wwebjs');
     const found = findChromium(opts.config.CHROMIUM_PATH, opts.chromiumCandidates ?? CHROMIUM_CANDIDATES);
     if (found.path !== null) {
@@ -78,6 +82,7 @@ export class WwebjsEngine implements WhatsAppEngine {
       chromium: this.chromium,
       dataPath: this.dataPath,
       slots: this.slots,
+      launchGate: this.launchGate,
       timing: this.timing,
       mediaMaxBytes: this.opts.config.mediaMaxBytes ?? 64 * 1024 * 1024,
       log: this.log,

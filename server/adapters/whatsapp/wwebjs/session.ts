@@ -50,6 +50,8 @@ export interface SessionDeps {
   chromium: { executablePath: string; args: string[] };
   dataPath: string;
   slots: Slots<object>;
+  /** Browsers loading WhatsApp Web at the same time (a restore of many numbers would swamp the CPU). */
+  launchGate: Slots<object>;
   timing: Timing;
   mediaMaxBytes: number;
   log: Log;
@@ -168,6 +170,11 @@ export class WwebjsSession implements WhatsAppSession {
     const gen = ++this.generation;
     this.phase = 'starting';
     if (this.attempts > 0) this.report('starting', { reason: `reconnecting (attempt ${this.attempts + 1})` });
+    const gated = await this.d.launchGate.acquire(this);
+    if (!gated || gen !== this.generation || this.closed) {
+      this.d.launchGate.release(this);
+      return;
+    }
     this.armStartWatchdog(gen);
     try {
       privateDir(this.d.dataPath);
@@ -234,6 +241,7 @@ export class WwebjsSession implements WhatsAppSession {
 
   private onQr(gen: number, qr: string): void {
     this.clearStartWatchdog();
+    this.d.launchGate.release(this);
     this.phase = 'qr';
     this.report('qr', { qr });
     // One deadline for the whole QR episode: rotations do not extend it.
@@ -249,6 +257,7 @@ export class WwebjsSession implements WhatsAppSession {
   }
 
   private onReady(gen: number): void {
+    this.d.launchGate.release(this);
     this.clearQrTimer();
     this.clearStartWatchdog();
     this.attempts = 0;
@@ -317,6 +326,7 @@ export class WwebjsSession implements WhatsAppSession {
     this.generation++;
     this.clearAllTimers();
     this.d.slots.cancel(this);
+    this.d.launchGate.cancel(this);
     await this.teardown();
     this.d.slots.release(this);
     this.phase = 'stopped';
@@ -330,6 +340,7 @@ export class WwebjsSession implements WhatsAppSession {
     this.generation++;
     this.clearAllTimers();
     this.d.slots.cancel(this);
+    this.d.launchGate.cancel(this);
     const client = this.client;
     if (client && this.phase === 'ready') {
       await withTimeout(client.logout(), this.d.timing.closeTimeoutMs, 'logout').catch((err) =>
@@ -344,6 +355,7 @@ export class WwebjsSession implements WhatsAppSession {
   }
 
   private async teardown(): Promise<void> {
+    this.d.launchGate.release(this);
     const client = this.client;
     const browser = this.browser;
     this.client = null;
