@@ -62,7 +62,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const log = opts.log ?? createLogger(config.LOG_LEVEL);
   const clock = opts.clock ?? systemClock;
   const db = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
-  const created = opts.engine ? { engine: opts.engine, network: null } : createEngine(config);
+  const created = opts.engine ? { engine: opts.engine, network: null } : createEngine(config, log);
   const { engine, network } = created;
   const tokens = new TokenService(config.SECRET_KEY);
   const hub = new LiveHub();
@@ -70,7 +70,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
 
   let runner: JobRunner | null = null;
   let sessions: SessionManager | null = null;
-  const metrics = new Metrics({ jobs: () => db.repos.jobs.countByState(), sessions: () => sessions?.counts() ?? {} });
+  const metrics = new Metrics({ jobs: () => db.repos.jobs.countByState(), sessions: () => sessions?.counts() ?? {}, engine: () => engine.stats?.() ?? null });
   const ctx: DomainContext = { db, live: hub, media, clock, metrics, log, wakeJobs: () => runner?.wake() };
 
   const renderQr = (payload: string) => QRCode.toDataURL(payload, { margin: 1, width: 264 });

@@ -1,5 +1,6 @@
 import client from 'prom-client';
 import type { DomainMetrics } from './domain/context';
+import type { EngineStats } from './domain/ports';
 
 /** The Prometheus registry of one server; gauges that live in the database are read at scrape time. */
 export class Metrics implements DomainMetrics {
@@ -30,7 +31,7 @@ export class Metrics implements DomainMetrics {
     registers: [this.registry],
   });
 
-  constructor(sources: { jobs(): Promise<Record<string, number>>; sessions(): Record<string, number> }) {
+  constructor(sources: { jobs(): Promise<Record<string, number>>; sessions(): Record<string, number>; engine?(): EngineStats | null }) {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'incrm_' });
     new client.Gauge({
       name: 'incrm_jobs',
@@ -52,6 +53,43 @@ export class Metrics implements DomainMetrics {
         const counts = sources.sessions();
         this.reset();
         for (const state of ['starting', 'qr', 'ready', 'offline', 'logged_out', 'failed']) this.set({ state }, counts[state] ?? 0);
+      },
+    });
+    // Browser engines only: read at scrape time (RSS from /proc).
+    new client.Gauge({
+      name: 'incrm_wa_browsers',
+      help: 'Browsers running for WhatsApp sessions',
+      registers: [this.registry],
+      collect() {
+        this.set(sources.engine?.()?.browsers.length ?? 0);
+      },
+    });
+    new client.Gauge({
+      name: 'incrm_wa_reconnects',
+      help: 'WhatsApp sessions lost and reconnected by the engine since start',
+      registers: [this.registry],
+      collect() {
+        this.set(sources.engine?.()?.reconnects ?? 0);
+      },
+    });
+    new client.Gauge({
+      name: 'incrm_wa_browser_rss_bytes',
+      help: 'Resident memory of each browser process tree (sum of RSS, shared pages counted per process)',
+      labelNames: ['number_id'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const b of sources.engine?.()?.browsers ?? []) this.set({ number_id: String(b.numberId) }, b.rssBytes);
+      },
+    });
+    new client.Gauge({
+      name: 'incrm_wa_browser_pss_bytes',
+      help: 'Proportional memory of each browser process tree (shared pages split): use this for capacity',
+      labelNames: ['number_id'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const b of sources.engine?.()?.browsers ?? []) if (b.pssBytes !== undefined) this.set({ number_id: String(b.numberId) }, b.pssBytes);
       },
     });
   }

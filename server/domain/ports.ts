@@ -88,11 +88,20 @@ export interface WhatsAppSession {
   logout(): Promise<void>;
 }
 
+/** What an engine reports for /metrics (engines that run browsers). */
+export interface EngineStats {
+  /** One entry per running browser; rssBytes sums RSS over its process tree, pssBytes PSS. */
+  browsers: { numberId: number; pid: number | null; rssBytes: number; pssBytes?: number }[];
+  /** Sessions lost and reconnected since start. */
+  reconnects: number;
+}
+
 export interface WhatsAppEngine {
   readonly name: string;
   open(numberId: number, listener: SessionListener): Promise<WhatsAppSession>;
   /** Why the engine cannot run at all (e.g. no browser), for /healthz; null when fine. */
   problem?(): string | null;
+  stats?(): EngineStats;
   shutdown?(): Promise<void>;
 }
 

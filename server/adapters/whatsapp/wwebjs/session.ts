@@ -1,0 +1,632 @@
+// One connected number: a Chromium + whatsapp-web.js Client, recreated after crashes and
+// disconnects, with everything the port promises (idempotent states, acks, inbound, catch-up).
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { PermanentSendError, type Inbound, type Outbound, type SentRecord, type SessionListener, type WhatsAppSession } from '../../../domain/ports';
+import type { NumberState } from '../../../domain/types';
+import { launchChromium, privateDir, removeStaleLock, type BrowserHandle } from './chromium';
+import { toWaMedia, type ClientFactory, type WaClient, type WaMessage, type WaSendOptions } from './client';
+import { ackStatus, isPersonalChat, messageType, phoneOfWid, toInbound } from './mapping';
+import type { Slots } from './slots';
+
+export interface Timing {
+  /** An unscanned QR stops the browser after this long (memory is not wasted on it). */
+  qrTimeoutMs: number;
+  /** No QR and no ready this long after launch: the start is stuck; reconnect. */
+  startingTimeoutMs: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  /** How long a `message_create` of ours waits for the send call that made it to return its id. */
+  ownEchoHoldMs: number;
+  sendTimeoutMs: number;
+  /** Ready sessions are probed this often; a page that does not answer is reconnected. */
+  healthIntervalMs: number;
+  closeTimeoutMs: number;
+}
+
+export const DEFAULT_TIMING: Timing = {
+  qrTimeoutMs: 3 * 60_000,
+  startingTimeoutMs: 3 * 60_000,
+  backoffBaseMs: 2_000,
+  backoffMaxMs: 5 * 60_000,
+  ownEchoHoldMs: 2_000,
+  sendTimeoutMs: 60_000,
+  healthIntervalMs: 60_000,
+  closeTimeoutMs: 10_000,
+};
+
+export interface Log {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface SessionDeps {
+  numberId: number;
+  listener: SessionListener;
+  createClient: ClientFactory;
+  /** `engine`: we launch Chromium and the Client connects to it; `client`: the Client launches it. */
+  browserMode: 'engine' | 'client';
+  chromium: { executablePath: string; args: string[] };
+  dataPath: string;
+  slots: Slots<object>;
+  /** Browsers loading WhatsApp Web at the same time (a restore of many numbers would swamp the CPU). */
+  launchGate: Slots<object>;
+  timing: Timing;
+  mediaMaxBytes: number;
+  log: Log;
+  onReconnect(): void;
+  onEnd(session: WwebjsSession): void;
+}
+
+/** How long a send with an unknown outcome shadows matching own messages. */
+const UNCERTAIN_MS = 10 * 60_000;
+
+export const QR_EXPIRED_REASON = 'QR code not scanned for 3 minutes: the browser was stopped; restart the number for a new QR';
+export const NOT_READY = 'WhatsApp session is not ready';
+
+/** Errors that mean the page or browser under the Client is gone: the session must be recreated. */
+export function isPageGone(err: unknown): boolean {
+  const m = err instanceof Error ? err.message : String(err);
+  return /Execution context was destroyed|Target closed|Session closed|Protocol error|detached Frame|Navigating frame was detached|browser has disconnected|Connection closed|page has been closed/i.test(
+    m,
+  );
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(t)),
+    new Promise<never>((_, reject) => {
+      t = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+      t.unref();
+    }),
+  ]);
+}
+
+/** A bounded insertion-ordered set: remembers the last `max` ids. */
+class RecentIds<V = true> {
+  private readonly map = new Map<string, V>();
+  constructor(private readonly max: number) {}
+  has(id: string): boolean {
+    return this.map.has(id);
+  }
+  get(id: string): V | undefined {
+    return this.map.get(id);
+  }
+  set(id: string, v: V): void {
+    this.map.delete(id);
+    this.map.set(id, v);
+    if (this.map.size > this.max) this.map.delete(this.map.keys().next().value as string);
+  }
+  delete(id: string): void {
+    this.map.delete(id);
+  }
+}
+
+type Phase = 'idle' | 'queued' | 'starting' | 'qr' | 'ready' | 'waiting' | 'stopped';
+
+export class WwebjsSession implements WhatsAppSession {
+  readonly clientId: string;
+  readonly profileDir: string;
+  private phase: Phase = 'idle';
+  private closed = false;
+  /** Bumped for every fresh Client: events of an older one are ignored. */
+  private generation = 0;
+  private client: WaClient | null = null;
+  private browser: BrowserHandle | null = null;
+  private attempts = 0;
+  private reconnects = 0;
+  private timers = new Set<NodeJS.Timeout>();
+  private qrTimer: NodeJS.Timeout | null = null;
+  private startTimer: NodeJS.Timeout | null = null;
+  private healthTimer: NodeJS.Timeout | null = null;
+  /** Ids this engine sent, with what reconciliation needs. */
+  private readonly sent = new RecentIds<SentRecord>(5000);
+  private readonly seen = new RecentIds(5000);
+  private readonly identified = new Set<string>();
+  /**
+   * Sends that failed without an answer (crash, timeout): WhatsApp may have sent them. Their
+   * echoes must not come back as "sent from the phone"; the domain reconciles them via recentSent.
+   */
+  private uncertain: { chatIds: string[]; type: string; text: string | null; at: number }[] = [];
+  /** Sends in flight per chat: an echo of ours waits for them to return their ids. */
+  private readonly sending = new Map<string, number>();
+
+  constructor(private readonly d: SessionDeps) {
+    this.clientId = `number-${d.numberId}`;
+    this.profileDir = `${d.dataPath}/session-${this.clientId}`;
+  }
+
+  get running(): boolean {
+    if (this.browser) return !this.browser.exited();
+    return this.d.browserMode === 'client' && this.client !== null;
+  }
+
+  get browserPid(): number | null {
+    if (this.browser) return this.browser.exited() ? null : this.browser.pid;
+    return this.client?.pupBrowser?.process?.()?.pid ?? null;
+  }
+
+  get reconnectCount(): number {
+    return this.reconnects;
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  /** Waits for a slot under the cap, then launches. */
+  async start(): Promise<void> {
+    this.report('starting');
+    this.phase = 'queued';
+    const got = await this.d.slots.acquire(this, (pos) =>
+      this.report('starting', { reason: `queued: ${this.d.slots.max} browsers already running (WA_MAX_SESSIONS=${this.d.slots.max}); position ${pos}` }),
+    );
+    if (!got || this.closed) return;
+    await this.launch();
+  }
+
+  private async launch(): Promise<void> {
+    if (this.closed) return;
+    const gen = ++this.generation;
+    this.phase = 'starting';
+    if (this.attempts > 0) this.report('starting', { reason: `reconnecting (attempt ${this.attempts + 1})` });
+    const gated = await this.d.launchGate.acquire(this);
+    if (!gated || gen !== this.generation || this.closed) {
+      this.d.launchGate.release(this);
+      return;
+    }
+    this.armStartWatchdog(gen);
+    try {
+      privateDir(this.d.dataPath);
+      privateDir(this.profileDir);
+      removeStaleLock(this.profileDir);
+      if (this.d.browserMode === 'engine') {
+        const browser = await launchChromium({ ...this.d.chromium, userDataDir: this.profileDir, closeTimeoutMs: this.d.timing.closeTimeoutMs });
+        if (gen !== this.generation || this.closed) {
+          await browser.close();
+          return;
+        }
+        this.browser = browser;
+        browser.onExit(() => this.lost(gen, 'the browser exited'));
+      }
+      const client = this.d.createClient({
+        clientId: this.clientId,
+        dataPath: this.d.dataPath,
+        profileDir: this.profileDir,
+        browserWSEndpoint: this.browser?.wsEndpoint ?? null,
+        launch: this.d.browserMode === 'client' ? this.d.chromium : null,
+      });
+      this.client = client;
+      this.wire(client, gen);
+      await client.initialize();
+      if (gen !== this.generation) return;
+      client.pupPage?.on('error', () => this.lost(gen, 'the WhatsApp Web page crashed'));
+      client.pupPage?.on('close', () => this.lost(gen, 'the WhatsApp Web page closed'));
+      await this.closeBlankTabs(client);
+    } catch (err) {
+      this.lost(gen, (err as Error)?.message ?? String(err));
+    }
+  }
+
+  /** The Client opens its own tab in our browser; the start-up blank tab would only hold memory. */
+  private async closeBlankTabs(client: WaClient): Promise<void> {
+    if (!this.browser) return;
+    try {
+      for (const page of await this.browser.browser.pages()) {
+        if ((page as unknown) !== client.pupPage && page.url() === 'about:blank') await page.close();
+      }
+    } catch {
+      /* not worth a reconnect */
+    }
+  }
+
+  private wire(client: WaClient, gen: number): void {
+    const cur = () => gen === this.generation && !this.closed;
+    client.on('qr', (qr: string) => cur() && this.onQr(gen, qr));
+    client.on('authenticated', () => cur() && this.onAuthenticated(gen));
+    client.on('ready', () => cur() && this.onReady(gen));
+    // The first sync of a big account takes a while; progress keeps the start watchdog quiet.
+    client.on('loading_screen', () => cur() && this.phase !== 'ready' && this.armStartWatchdog(gen));
+    client.on('disconnected', (reason: string) => cur() && this.onDisconnected(gen, String(reason)));
+    client.on('message', (msg: WaMessage) => cur() && !msg.fromMe && void this.receive(gen, msg));
+    client.on('message_create', (msg: WaMessage) => cur() && msg.fromMe && this.ownEcho(gen, msg));
+    client.on('message_ack', (msg: WaMessage, ack: number) => cur() && this.onAck(msg, ack));
+    client.on('message_revoke_everyone', (msg: WaMessage, revoked?: WaMessage | null) => {
+      if (!cur()) return;
+      const id = revoked?.id._serialized ?? msg.id._serialized;
+      void this.d.listener.onRevoked?.(id).catch((err) => this.d.log.warn({ err, numberId: this.d.numberId }, 'revoke not recorded'));
+    });
+    client.on('change_state', (state: string) => cur() && this.d.log.info({ numberId: this.d.numberId, state }, 'WhatsApp Web state'));
+  }
+
+  private onQr(gen: number, qr: string): void {
+    this.clearStartWatchdog();
+    this.d.launchGate.release(this);
+    this.phase = 'qr';
+    this.report('qr', { qr });
+    // One deadline for the whole QR episode: rotations do not extend it.
+    if (!this.qrTimer) {
+      this.qrTimer = this.later(this.d.timing.qrTimeoutMs, () => void this.qrExpired(gen));
+    }
+  }
+
+  private onAuthenticated(gen: number): void {
+    this.clearQrTimer();
+    // Loading the chats may take a while; a start that never reaches ready is still caught.
+    if (this.phase !== 'ready') this.armStartWatchdog(gen);
+  }
+
+  private onReady(gen: number): void {
+    this.d.launchGate.release(this);
+    this.clearQrTimer();
+    this.clearStartWatchdog();
+    this.attempts = 0;
+    if (this.phase === 'ready') return; // ready fires again on re-sync: nothing new
+    this.phase = 'ready';
+    const wid = this.client?.info?.wid;
+    const phone = wid ? phoneOfWid(wid._serialized) ?? (wid.user ? `+${wid.user}` : undefined) : undefined;
+    this.report('ready', phone ? { phone } : undefined);
+    this.startHealthChecks(gen);
+  }
+
+  private onDisconnected(gen: number, reason: string): void {
+    if (reason === 'LOGOUT' || reason === 'UNPAIRED' || reason === 'UNPAIRED_IDLE') {
+      void this.loggedOut(gen, reason);
+      return;
+    }
+    this.lost(gen, `disconnected: ${reason}`);
+  }
+
+  /** Anything but a logout: tear down and start a fresh Client after a backoff. Never a tight loop. */
+  private lost(gen: number, reason: string): void {
+    if (gen !== this.generation || this.closed || this.phase === 'waiting' || this.phase === 'stopped') return;
+    this.generation++;
+    this.phase = 'waiting';
+    this.clearAllTimers();
+    this.attempts++;
+    this.reconnects++;
+    this.d.onReconnect();
+    const base = Math.min(this.d.timing.backoffMaxMs, this.d.timing.backoffBaseMs * 2 ** Math.min(this.attempts - 1, 20));
+    const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+    this.d.log.warn({ numberId: this.d.numberId, reason, attempt: this.attempts, retryInMs: delay }, 'WhatsApp session lost; reconnecting');
+    this.report('offline', { reason: `${reason}; reconnecting in ${Math.max(1, Math.round(delay / 1000))} s` });
+    void this.teardown().then(() => {
+      if (this.closed || this.phase !== 'waiting') return;
+      this.later(delay, () => void this.launch());
+    });
+  }
+
+  private async qrExpired(gen: number): Promise<void> {
+    if (gen !== this.generation || this.closed || this.phase !== 'qr') return;
+    this.generation++;
+    this.phase = 'stopped';
+    this.clearAllTimers();
+    await this.teardown();
+    this.d.slots.release(this);
+    this.report('failed', { reason: QR_EXPIRED_REASON });
+  }
+
+  /** The phone unlinked us: the login is dropped (the profile deleted) and nothing reconnects. */
+  private async loggedOut(gen: number, reason: string): Promise<void> {
+    if (gen !== this.generation || this.closed) return;
+    this.generation++; // the new QR the library shows after a logout is not ours to report
+    this.phase = 'stopped';
+    this.clearAllTimers();
+    await this.teardown();
+    this.dropLogin();
+    this.d.slots.release(this);
+    this.report('logged_out', { reason: reason === 'LOGOUT' ? 'unlinked from the phone' : `unlinked (${reason})` });
+    this.d.onEnd(this);
+  }
+
+  /** Closes the browser keeping the login (server shutdown, admin restart). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.generation++;
+    this.clearAllTimers();
+    this.d.slots.cancel(this);
+    this.d.launchGate.cancel(this);
+    await this.teardown();
+    this.d.slots.release(this);
+    this.phase = 'stopped';
+    this.d.onEnd(this);
+  }
+
+  /** Unlinks the device on WhatsApp and deletes the login. */
+  async logout(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.generation++;
+    this.clearAllTimers();
+    this.d.slots.cancel(this);
+    this.d.launchGate.cancel(this);
+    const client = this.client;
+    if (client && this.phase === 'ready') {
+      await withTimeout(client.logout(), this.d.timing.closeTimeoutMs, 'logout').catch((err) =>
+        this.d.log.warn({ err, numberId: this.d.numberId }, 'WhatsApp logout failed; dropping the login locally'),
+      );
+    }
+    await this.teardown();
+    this.dropLogin();
+    this.d.slots.release(this);
+    this.phase = 'stopped';
+    this.d.onEnd(this);
+  }
+
+  private async teardown(): Promise<void> {
+    this.d.launchGate.release(this);
+    const client = this.client;
+    const browser = this.browser;
+    this.client = null;
+    this.browser = null;
+    if (client) {
+      client.removeAllListeners();
+      await withTimeout(client.destroy(), this.d.timing.closeTimeoutMs, 'destroy').catch(() => {});
+    }
+    if (browser) await browser.close().catch(() => {});
+  }
+
+  private dropLogin(): void {
+    try {
+      fs.rmSync(this.profileDir, { recursive: true, force: true, maxRetries: 4 });
+    } catch (err) {
+      this.d.log.warn({ err, numberId: this.d.numberId }, 'could not delete the login folder');
+    }
+  }
+
+  // ------------------------------------------------------------------ timers
+
+  private later(ms: number, fn: () => void): NodeJS.Timeout {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    t.unref();
+    this.timers.add(t);
+    return t;
+  }
+
+  private cancelTimer(t: NodeJS.Timeout | null): null {
+    if (t) {
+      clearTimeout(t);
+      clearInterval(t);
+      this.timers.delete(t);
+    }
+    return null;
+  }
+
+  private armStartWatchdog(gen: number): void {
+    this.startTimer = this.cancelTimer(this.startTimer);
+    this.startTimer = this.later(this.d.timing.startingTimeoutMs, () => {
+      this.startTimer = null;
+      this.lost(gen, `no QR and no login ${Math.round(this.d.timing.startingTimeoutMs / 1000)} s after start`);
+    });
+  }
+
+  private clearStartWatchdog(): void {
+    this.startTimer = this.cancelTimer(this.startTimer);
+  }
+
+  private clearQrTimer(): void {
+    this.qrTimer = this.cancelTimer(this.qrTimer);
+  }
+
+  private startHealthChecks(gen: number): void {
+    this.healthTimer = this.cancelTimer(this.healthTimer);
+    const probe = async () => {
+      const client = this.client;
+      if (gen !== this.generation || !client || this.phase !== 'ready') return;
+      try {
+        if (client.getState) await withTimeout(client.getState(), Math.min(15_000, this.d.timing.healthIntervalMs), 'health check');
+        this.healthTimer = this.later(this.d.timing.healthIntervalMs, () => void probe());
+      } catch (err) {
+        this.lost(gen, `health check failed: ${(err as Error).message}`);
+      }
+    };
+    this.healthTimer = this.later(this.d.timing.healthIntervalMs, () => void probe());
+  }
+
+  private clearAllTimers(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.qrTimer = this.startTimer = this.healthTimer = null;
+  }
+
+  private report(state: NumberState, detail?: { reason?: string; qr?: string; phone?: string }): void {
+    if (this.closed) return;
+    try {
+      this.d.listener.onState(state, detail);
+    } catch (err) {
+      this.d.log.error({ err, numberId: this.d.numberId }, 'state listener failed');
+    }
+  }
+
+  // ------------------------------------------------------------------ inbound
+
+  private async receive(gen: number, msg: WaMessage): Promise<void> {
+    const id = msg.id._serialized;
+    if (this.seen.has(id)) return; // repeated event (ciphertext re-emits, re-sync)
+    this.seen.set(id, true);
+    let inb: Inbound | null;
+    try {
+      inb = await toInbound(msg, { mediaMaxBytes: this.d.mediaMaxBytes });
+    } catch (err) {
+      this.seen.delete(id);
+      this.d.log.warn({ err, numberId: this.d.numberId, waMessageId: id }, 'message could not be read');
+      return;
+    }
+    if (!inb) {
+      // Not content (yet): a ciphertext placeholder comes back with the same id once decrypted.
+      this.seen.delete(id);
+      return;
+    }
+    try {
+      await this.d.listener.onInbound(inb);
+    } catch (err) {
+      this.seen.delete(id); // not stored: a repeat or the catch-up may bring it again
+      this.d.log.warn({ err, numberId: this.d.numberId, waMessageId: id }, 'inbound message not stored');
+      return;
+    }
+    if (inb.chatId.endsWith('@lid')) await this.identify(gen, inb.chatId);
+  }
+
+  /** A message written on the phone (or our own send echoed back): only the former is reported. */
+  private ownEcho(gen: number, msg: WaMessage): void {
+    const id = msg.id._serialized;
+    if (this.sent.has(id)) return;
+    const chatId = msg.to;
+    const check = (waited: number) => {
+      if (gen !== this.generation || this.closed || this.sent.has(id) || this.isUncertainSend(msg)) return;
+      // A send to this chat is still waiting for its id: keep holding (bounded).
+      if ((this.sending.get(chatId) ?? 0) > 0 && waited < this.d.timing.sendTimeoutMs) {
+        this.later(this.d.timing.ownEchoHoldMs, () => check(waited + this.d.timing.ownEchoHoldMs));
+        return;
+      }
+      void this.receive(gen, msg);
+    };
+    this.later(this.d.timing.ownEchoHoldMs, () => check(this.d.timing.ownEchoHoldMs));
+  }
+
+  private async identify(gen: number, lid: string): Promise<void> {
+    const client = this.client;
+    if (this.identified.has(lid) || !client?.getContactLidAndPhone || gen !== this.generation) return;
+    try {
+      const [found] = await withTimeout(client.getContactLidAndPhone([lid]), 15_000, 'lid lookup');
+      const phone = found?.pn ? phoneOfWid(found.pn) : null;
+      if (!phone) return;
+      this.identified.add(lid);
+      await this.d.listener.onChatIdentified?.(lid, phone);
+    } catch (err) {
+      this.d.log.warn({ err, numberId: this.d.numberId }, 'hidden id lookup failed');
+    }
+  }
+
+  private onAck(msg: WaMessage, ack: number): void {
+    if (!msg.fromMe) return;
+    const status = ackStatus(ack);
+    if (!status) return;
+    void this.d.listener
+      .onAck(msg.id._serialized, status, status === 'failed' ? 'WhatsApp reported a delivery error' : undefined)
+      .catch((err) => this.d.log.warn({ err, numberId: this.d.numberId }, 'ack not recorded'));
+  }
+
+  // ------------------------------------------------------------------ the port
+
+  private readyClient(): { client: WaClient; gen: number } {
+    if (this.closed || this.phase !== 'ready' || !this.client) throw new Error(NOT_READY);
+    return { client: this.client, gen: this.generation };
+  }
+
+  async send(out: Outbound): Promise<{ waMessageId: string }> {
+    const { client, gen } = this.readyClient();
+    let target = out.chatId;
+    try {
+      if (out.chatId.endsWith('@c.us')) {
+        const wid = await withTimeout(client.getNumberId(out.chatId.split('@')[0]!), this.d.timing.sendTimeoutMs, 'number lookup');
+        if (!wid) throw new PermanentSendError('not on WhatsApp');
+        target = wid._serialized;
+      }
+      const options: WaSendOptions = { sendSeen: false };
+      if (out.quotedWaMessageId) options.quotedMessageId = out.quotedWaMessageId;
+      let content: string | ReturnType<typeof toWaMedia>;
+      if (out.media) {
+        content = toWaMedia(out.media.mimetype, out.media.data, out.media.filename);
+        if (out.text) options.caption = out.text;
+        if (out.type === 'voice' || out.ptt) options.sendAudioAsVoice = true;
+        if (out.type === 'document') options.sendMediaAsDocument = true;
+      } else {
+        if (!out.text) throw new PermanentSendError('nothing to send: no text and no media');
+        content = out.text;
+      }
+      this.sending.set(target, (this.sending.get(target) ?? 0) + 1);
+      let msg: WaMessage | null | undefined;
+      try {
+        msg = await withTimeout(client.sendMessage(target, content, options), this.d.timing.sendTimeoutMs, 'send');
+      } finally {
+        const n = (this.sending.get(target) ?? 1) - 1;
+        if (n > 0) this.sending.set(target, n);
+        else this.sending.delete(target);
+      }
+      if (!msg) throw new PermanentSendError('WhatsApp could not open this chat');
+      const waMessageId = msg.id._serialized;
+      this.sent.set(waMessageId, {
+        waMessageId,
+        chatId: out.chatId,
+        type: out.type,
+        text: out.text,
+        mediaSha256: out.media ? crypto.createHash('sha256').update(out.media.data).digest('hex') : null,
+        timestamp: msg.timestamp ? msg.timestamp * 1000 : Date.now(),
+      });
+      // The message may already carry an ack whose event fired before we knew the id: report it
+      // once the caller has linked the id (the domain also holds early acks briefly).
+      const status = ackStatus(msg.ack);
+      if (status) setImmediate(() => void this.d.listener.onAck(waMessageId, status).catch(() => {}));
+      return { waMessageId };
+    } catch (err) {
+      if (!(err instanceof PermanentSendError)) {
+        const now = Date.now();
+        this.uncertain = this.uncertain.filter((u) => now - u.at < UNCERTAIN_MS).slice(-100);
+        this.uncertain.push({ chatIds: [out.chatId, ...(target !== out.chatId ? [target] : [])], type: out.type, text: out.text, at: now });
+      }
+      if (isPageGone(err)) this.lost(gen, (err as Error).message);
+      throw err;
+    }
+  }
+
+  /** An own message that may be the echo of a send whose outcome we never learned. */
+  private isUncertainSend(m: WaMessage): boolean {
+    if (!m.fromMe || this.uncertain.length === 0) return false;
+    const at = m.timestamp * 1000;
+    const type = messageType(m.type);
+    return this.uncertain.some(
+      (u) => u.chatIds.includes(m.to) && u.type === type && (u.text ?? '') === (m.body ?? '') && Math.abs(at - u.at) < UNCERTAIN_MS,
+    );
+  }
+
+  async *fetchSince(since: Date): AsyncIterable<Inbound> {
+    const { client, gen } = this.readyClient();
+    const from = since.getTime();
+    try {
+      const chats = await client.getChats();
+      for (const chat of chats) {
+        const chatId = chat.id._serialized;
+        if (!isPersonalChat(chatId) || (chat.timestamp ?? 0) * 1000 < from) continue;
+        const messages = await chat.fetchMessages({ limit: 200 });
+        for (const m of messages) {
+          if (m.timestamp * 1000 < from || this.sent.has(m.id._serialized) || this.isUncertainSend(m)) continue;
+          const inb = await toInbound(m, { mediaMaxBytes: this.d.mediaMaxBytes });
+          if (inb) yield inb;
+        }
+      }
+    } catch (err) {
+      if (isPageGone(err)) this.lost(gen, (err as Error).message);
+      throw err;
+    }
+  }
+
+  async recentSent(chatId: string, since: Date): Promise<SentRecord[]> {
+    const { client } = this.readyClient();
+    const chat = await client.getChatById(chatId);
+    if (!chat) return [];
+    const messages = await chat.fetchMessages({ limit: 50, fromMe: true });
+    const out: SentRecord[] = [];
+    for (const m of messages) {
+      const at = m.timestamp * 1000;
+      if (!m.fromMe || at < since.getTime()) continue;
+      const known = this.sent.get(m.id._serialized);
+      if (known) {
+        out.push(known);
+        continue;
+      }
+      const type = messageType(m.type) ?? 'other';
+      out.push({ waMessageId: m.id._serialized, chatId, type, text: m.body || null, mediaSha256: null, timestamp: at });
+    }
+    return out;
+  }
+
+  async markSeen(chatId: string): Promise<void> {
+    const { client } = this.readyClient();
+    await client.sendSeen(chatId);
+  }
+}

@@ -1,0 +1,155 @@
+// The real Debian Chromium, started by the engine's own launch code. The Client here is a small
+// stand-in that connects to that browser and opens a local page instead of WhatsApp Web.
+import { expect } from 'chai';
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import puppeteer, { type Browser } from 'puppeteer';
+import { findChromium } from '../../server/adapters/whatsapp/wwebjs/chromium';
+import type { ClientFactory, ClientSpec, WaClient } from '../../server/adapters/whatsapp/wwebjs/client';
+import { WwebjsEngine } from '../../server/adapters/whatsapp/wwebjs/engine';
+import type { SessionListener, WhatsAppSession } from '../../server/domain/ports';
+import type { NumberState } from '../../server/domain/types';
+import { tempDir, waitFor } from '../helpers/server';
+
+/** Live (non-zombie) processes whose command line mentions `needle`. */
+function processesMentioning(needle: string): { pid: number; cmdline: string[] }[] {
+  const out: { pid: number; cmdline: string[] }[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
+      const cmdline = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
+      if (cmdline.some((a) => a.includes(needle))) out.push({ pid: Number(e), cmdline });
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** Connects to the engine's Chromium and loads the local page; its text is shown as the "QR". */
+class LocalPageClient extends EventEmitter implements WaClient {
+  private browser: Browser | null = null;
+  constructor(
+    private readonly spec: ClientSpec,
+    private readonly url: string,
+  ) {
+    super();
+  }
+  async initialize(): Promise<void> {
+    if (!this.spec.browserWSEndpoint) throw new Error('expected the engine to launch the browser');
+    this.browser = await puppeteer.connect({ browserWSEndpoint: this.spec.browserWSEndpoint, defaultViewport: null });
+    const page = await this.browser.newPage();
+    await page.goto(this.url, { waitUntil: 'load' });
+    const text = await page.evaluate(() => document.body.textContent ?? '');
+    this.emit('qr', `${text}:${this.spec.clientId}`);
+  }
+  async destroy(): Promise<void> {
+    if (this.browser?.connected) await this.browser.close();
+  }
+  async logout(): Promise<void> {
+    await this.destroy();
+  }
+  async getNumberId(): Promise<null> {
+    return null;
+  }
+  async sendMessage(): Promise<undefined> {
+    return undefined;
+  }
+  async getChats(): Promise<[]> {
+    return [];
+  }
+  async getChatById(): Promise<null> {
+    return null;
+  }
+  async sendSeen(): Promise<boolean> {
+    return true;
+  }
+}
+
+class States implements SessionListener {
+  list: { state: NumberState; reason?: string; qr?: string }[] = [];
+  onState(state: NumberState, detail?: { reason?: string; qr?: string }): void {
+    this.list.push({ state, ...detail });
+  }
+  async onInbound(): Promise<void> {}
+  async onAck(): Promise<void> {}
+  get last() {
+    return this.list[this.list.length - 1];
+  }
+}
+
+describe('wwebjs engine with the real Chromium', function () {
+  this.timeout(90_000);
+  const found = findChromium(process.env.CHROMIUM_PATH);
+  let server: http.Server;
+  let url: string;
+
+  before(function () {
+    if (found.path === null) {
+      // In CI a missing browser is a broken setup, not a reason to skip.
+      if (process.env.CI) throw new Error(`CI is set but ${found.problem}`);
+      this.skip();
+    }
+  });
+
+  before(async () => {
+    server = http.createServer((_req, res) => {
+      res.setHeader('Content-Type', 'text/html');
+      res.end('<!doctype html><html><body>local-page-ok</body></html>');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  });
+  after(() => new Promise<void>((r) => (server ? server.close(() => r()) : r())));
+
+  it('finds Chromium, launches it with the server flags, honours the session cap and leaves no process behind', async () => {
+    const dataDir = tempDir('incrm-chromium-');
+    const factory: ClientFactory = (spec) => new LocalPageClient(spec, url);
+    const engine = new WwebjsEngine({
+      config: { DATA_DIR: dataDir, WA_MAX_SESSIONS: 2, CHROMIUM_PATH: process.env.CHROMIUM_PATH },
+      createClient: factory,
+      timing: { startingTimeoutMs: 60_000, closeTimeoutMs: 10_000 },
+    });
+    try {
+      expect(engine.problem()).to.equal(null);
+      expect(engine.chromiumPath).to.equal(found.path);
+
+      const listeners = [new States(), new States(), new States()];
+      const sessions: WhatsAppSession[] = [];
+      for (let i = 0; i < 3; i++) sessions.push(await engine.open(i + 1, listeners[i]!));
+      await waitFor(() => listeners[0]!.last?.state === 'qr' && listeners[1]!.last?.state === 'qr', 60_000, 'two browsers up');
+      expect(listeners[0]!.last!.qr).to.equal('local-page-ok:number-1');
+
+      // The cap: the third number waits and says so; two browsers run.
+      expect(listeners[2]!.last).to.deep.include({ state: 'starting' });
+      expect(listeners[2]!.last!.reason).to.match(/^queued: /);
+      const stats = engine.stats();
+      expect(stats.browsers.map((b) => b.numberId).sort()).to.deep.equal([1, 2]);
+      for (const b of stats.browsers) expect(b.rssBytes).to.be.greaterThan(10 * 1024 * 1024);
+
+      // Flags, read from the running process.
+      const pid = stats.browsers[0]!.pid!;
+      const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      expect(cmdline).to.include.members(['--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--no-first-run']);
+      expect(cmdline.some((a) => a.startsWith('--headless'))).to.equal(true);
+      expect(cmdline).to.include(`--user-data-dir=${dataDir}/wwebjs/session-number-1`);
+      const root = process.getuid?.() === 0;
+      expect(cmdline.includes('--no-sandbox')).to.equal(root);
+      expect(fs.statSync(`${dataDir}/wwebjs/session-number-1`).mode & 0o777).to.equal(0o700);
+
+      // A slot frees up: the queued number starts; the closed browser's processes are gone.
+      await sessions[0]!.close();
+      expect(processesMentioning(`${dataDir}/wwebjs/session-number-1`)).to.deep.equal([]);
+      await waitFor(() => listeners[2]!.last?.state === 'qr', 60_000, 'third browser up');
+      expect(engine.stats().browsers.map((b) => b.numberId).sort()).to.deep.equal([2, 3]);
+    } finally {
+      await engine.shutdown();
+    }
+    // Clean shutdown: nothing of ours is left running.
+    expect(processesMentioning(dataDir)).to.deep.equal([]);
+  });
+});

@@ -1,0 +1,382 @@
+// What is specific to the whatsapp-web.js adapter, driven through the stand-in Client: the races
+// and failure modes of the real library (see shared/reference/whatsapp.md §5.3, §8).
+import { expect } from 'chai';
+import fs from 'node:fs';
+import path from 'node:path';
+import { CHROMIUM_NOT_FOUND } from '../../server/adapters/whatsapp/wwebjs/chromium';
+import { WwebjsEngine } from '../../server/adapters/whatsapp/wwebjs/engine';
+import { QR_EXPIRED_REASON } from '../../server/adapters/whatsapp/wwebjs/session';
+import type { AckStatus, Inbound, SessionListener, WhatsAppSession } from '../../server/domain/ports';
+import type { NumberState } from '../../server/domain/types';
+import { client, startTestServer, tempDir, waitFor } from '../helpers/server';
+import { standInEngine, StandInWorld } from './standin';
+
+class Recorder implements SessionListener {
+  states: { state: NumberState; reason?: string; qr?: string; phone?: string }[] = [];
+  inbound: Inbound[] = [];
+  acks: { id: string; status: AckStatus }[] = [];
+  revoked: string[] = [];
+  identified: [string, string][] = [];
+  onState(state: NumberState, detail?: { reason?: string; qr?: string; phone?: string }): void {
+    this.states.push({ state, ...detail });
+  }
+  async onInbound(msg: Inbound): Promise<void> {
+    this.inbound.push(msg);
+  }
+  async onAck(id: string, status: AckStatus): Promise<void> {
+    this.acks.push({ id, status });
+  }
+  async onRevoked(id: string): Promise<void> {
+    this.revoked.push(id);
+  }
+  async onChatIdentified(hidden: string, phone: string): Promise<void> {
+    this.identified.push([hidden, phone]);
+  }
+  get last() {
+    return this.states[this.states.length - 1];
+  }
+  seq(): string[] {
+    return this.states.map((s) => s.state);
+  }
+}
+
+const ME = '+15550001000';
+const THEM = '+15550002000';
+
+describe('wwebjs adapter (stand-in Client)', function () {
+  this.timeout(15_000);
+  let world: StandInWorld;
+  let engine: WwebjsEngine;
+  let profileOf: (id: number) => string;
+
+  beforeEach(() => {
+    world = new StandInWorld();
+    ({ engine, profileOf } = standInEngine(world));
+  });
+  afterEach(() => engine.shutdown());
+
+  async function ready(id = 1): Promise<{ rec: Recorder; session: WhatsAppSession }> {
+    const rec = new Recorder();
+    const session = await engine.open(id, rec);
+    await waitFor(() => rec.last?.state === 'qr', 3000, 'qr');
+    world.scan(id, ME);
+    await waitFor(() => rec.last?.state === 'ready', 3000, 'ready');
+    return { rec, session };
+  }
+
+  it('reports starting → qr → ready once, with the phone, though the library repeats authenticated/ready', async () => {
+    const { rec } = await ready();
+    expect(rec.seq()).to.deep.equal(['starting', 'qr', 'ready']);
+    expect(rec.last!.phone).to.equal(ME);
+    expect(rec.states[1]!.qr).to.match(/^2@stand-in-number-1-1/);
+    const stat = fs.statSync(profileOf(1));
+    expect(stat.mode & 0o777).to.equal(0o700);
+  });
+
+  it('reports inbound from `message` only, and phone-written messages (message_create fromMe) but not its own sends', async () => {
+    const { rec, session } = await ready();
+    world.inbound(1, { from: THEM, text: 'hi', name: 'Ann' });
+    await waitFor(() => rec.inbound.length === 1, 2000, 'inbound');
+    expect(rec.inbound[0]).to.include({ chatId: '15550002000@c.us', phone: THEM, name: 'Ann', type: 'text', text: 'hi' });
+    expect(rec.inbound[0]!.fromMe).to.equal(undefined);
+
+    const { waMessageId } = await session.send({ chatId: '15550002000@c.us', type: 'text', text: 'from the CRM', media: null });
+    const phoneId = world.fromPhone(1, THEM, 'typed on the phone');
+    await waitFor(() => rec.inbound.length === 2, 2000, 'phone message');
+    await new Promise((r) => setTimeout(r, 150)); // past the echo hold
+    expect(rec.inbound.map((m) => m.waMessageId)).to.deep.equal([rec.inbound[0]!.waMessageId, phoneId]);
+    expect(rec.inbound[1]).to.include({ fromMe: true, text: 'typed on the phone', chatId: '15550002000@c.us' });
+    expect(rec.inbound.some((m) => m.waMessageId === waMessageId)).to.equal(false);
+  });
+
+  it('a ciphertext placeholder is skipped and the decrypted message, same id, is reported once', async () => {
+    const { rec } = await ready();
+    const id = world.inbound(1, { from: THEM, type: 'ciphertext', text: '' });
+    const stored = world.chat(1, '15550002000@c.us').find((s) => s.msg.id._serialized === id)!;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(rec.inbound).to.have.length(0);
+    // whatsapp-web.js re-emits the message when the type changes after decryption.
+    stored.msg.type = 'chat';
+    stored.msg.body = 'decrypted';
+    world.inbound(1, { from: THEM, waMessageId: id, repeat: 2 });
+    await waitFor(() => rec.inbound.length === 1, 2000, 'decrypted message');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(rec.inbound.map((m) => m.text)).to.deep.equal(['decrypted']);
+  });
+
+  it('keeps an ack that fired before send() returned, and maps every ack level', async () => {
+    const { rec, session } = await ready();
+    const { waMessageId } = await session.send({ chatId: '15550002000@c.us', type: 'text', text: 'x', media: null });
+    await waitFor(() => rec.acks.some((a) => a.id === waMessageId && a.status === 'delivered'), 2000, 'delivered');
+    // 'sent' came both from the early event and from the returned message: the domain keeps it once.
+    expect(rec.acks.filter((a) => a.id === waMessageId && a.status === 'sent').length).to.be.greaterThan(0);
+    world.ack(1, waMessageId, 'read');
+    world.ack(1, waMessageId, 'played');
+    world.ack(1, waMessageId, 'failed');
+    await waitFor(() => rec.acks.some((a) => a.status === 'failed'), 2000, 'failed ack');
+    expect(rec.acks.filter((a) => a.id === waMessageId).map((a) => a.status)).to.include.members(['sent', 'delivered', 'read', 'played', 'failed']);
+  });
+
+  it('sends media with the right options: caption, filename, document, voice as push-to-talk, quote, no sendSeen', async () => {
+    const { session } = await ready();
+    const chatId = '15550002000@c.us';
+    await session.send({ chatId, type: 'image', text: 'a photo', media: { data: Buffer.from('png'), mimetype: 'image/png', filename: 'p.png' } });
+    await session.send({ chatId, type: 'document', text: 'the invoice', media: { data: Buffer.from('%PDF'), mimetype: 'application/pdf', filename: 'invoice-7.pdf' } });
+    const voice = await session.send({ chatId, type: 'voice', text: null, ptt: true, media: { data: Buffer.from('OggS'), mimetype: 'audio/ogg; codecs=opus', filename: null } });
+    await session.send({ chatId, type: 'text', text: 'about that', quotedWaMessageId: voice.waMessageId });
+    const d = world.delivered.get(THEM)!;
+    expect(d.map((x) => x.type)).to.deep.equal(['image', 'document', 'ptt', 'chat']);
+    expect(d[0]!.options).to.include({ caption: 'a photo', sendSeen: false });
+    expect(d[1]!.media).to.include({ filename: 'invoice-7.pdf', mimetype: 'application/pdf' });
+    expect(d[1]!.options).to.include({ sendMediaAsDocument: true, caption: 'the invoice' });
+    expect(d[2]!.options).to.include({ sendAudioAsVoice: true });
+    expect(d[3]!.options).to.include({ quotedMessageId: voice.waMessageId, sendSeen: false });
+  });
+
+  it('downloads inbound media at once; expired media is marked unavailable; voice, revoke and hidden ids', async () => {
+    const { rec } = await ready();
+    const img = { mimetype: 'image/jpeg', data: Buffer.from('jpeg-bytes').toString('base64'), filename: null };
+    world.inbound(1, { from: THEM, text: 'look', media: img });
+    world.expiredMedia.add('false_15550002000@c.us_GONE');
+    world.inbound(1, { from: THEM, text: '', media: img, waMessageId: 'false_15550002000@c.us_GONE' });
+    world.inbound(1, { from: THEM, type: 'ptt', media: { mimetype: 'audio/ogg; codecs=opus', data: Buffer.from('OggS').toString('base64') } });
+    await waitFor(() => rec.inbound.length === 3, 2000, 'three messages');
+    const [image, gone, voice] = rec.inbound;
+    expect(image!.type).to.equal('image');
+    expect(image!.text).to.equal('look');
+    expect(image!.media!.data.toString()).to.equal('jpeg-bytes');
+    expect(gone!.mediaUnavailable).to.equal(true);
+    expect(gone!.media).to.equal(null);
+    expect(voice).to.include({ type: 'voice', ptt: true, text: null });
+
+    world.revoke(1, image!.waMessageId);
+    await waitFor(() => rec.revoked.length === 1, 2000, 'revoke');
+    expect(rec.revoked).to.deep.equal([image!.waMessageId]);
+
+    world.inbound(1, { from: '+15550003000', text: 'hidden', hidden: true });
+    await waitFor(() => rec.identified.length === 1, 2000, 'identified');
+    const hidden = rec.inbound[3]!;
+    expect(hidden.chatId).to.match(/@lid$/);
+    expect(hidden.phone).to.equal(null);
+    expect(rec.identified[0]).to.deep.equal([hidden.chatId, '+15550003000']);
+  });
+
+  it('a crash mid-send: the send fails, the session reconnects with a fresh Client, recentSent finds what went out', async () => {
+    const { rec, session } = await ready();
+    world.crashNextSend.add(1);
+    const before = world.clients.length;
+    let err: Error | null = null;
+    await session.send({ chatId: '15550002000@c.us', type: 'text', text: 'cut off', media: null }).catch((e: Error) => (err = e));
+    expect(err!.message).to.match(/Execution context was destroyed/);
+    await waitFor(() => rec.states.some((s) => s.state === 'offline'), 2000, 'offline');
+    await waitFor(() => rec.last?.state === 'ready' && world.clients.length > before, 3000, 'ready again');
+    const sent = await session.recentSent('15550002000@c.us', new Date(Date.now() - 60_000));
+    expect(sent.map((s) => s.text)).to.deep.equal(['cut off']);
+    expect(world.liveClients()).to.have.length(1); // the old Client was destroyed
+  });
+
+  it('disconnected(LOGOUT) followed by a new qr ends in logged_out only, and the profile is deleted', async () => {
+    const { rec } = await ready();
+    world.unlink(1);
+    await waitFor(() => rec.last?.state === 'logged_out', 2000, 'logged_out');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(rec.seq()).to.deep.equal(['starting', 'qr', 'ready', 'logged_out']);
+    expect(fs.existsSync(profileOf(1))).to.equal(false);
+    expect(world.liveClients()).to.have.length(0);
+  });
+
+  it('a closed session reopens from the kept login without a QR; UNPAIRED also ends in logged_out', async () => {
+    const first = await ready();
+    await first.session.close();
+    expect(world.liveClients()).to.have.length(0);
+    const rec = new Recorder();
+    await engine.open(1, rec);
+    await waitFor(() => rec.last?.state === 'ready', 3000, 'restored');
+    expect(rec.seq()).to.deep.equal(['starting', 'ready']);
+    world.live(1)!.emit('disconnected', 'UNPAIRED');
+    await waitFor(() => rec.last?.state === 'logged_out', 2000, 'logged_out');
+    expect(fs.existsSync(profileOf(1))).to.equal(false);
+  });
+
+  it('other disconnects reconnect with backoff and a fresh Client, keeping the login (no new QR)', async () => {
+    const { rec } = await ready();
+    world.live(1)!.emit('disconnected', 'CONFLICT');
+    await waitFor(() => rec.states.filter((s) => s.state === 'ready').length === 2, 3000, 'ready again');
+    const offline = rec.states.find((s) => s.state === 'offline')!;
+    expect(offline.reason).to.match(/^disconnected: CONFLICT; reconnecting in \d+ s$/);
+    expect(rec.states.filter((s) => s.state === 'qr')).to.have.length(1);
+    expect(engine.stats().reconnects).to.equal(1);
+  });
+
+  it('WhatsApp Web unreachable: offline with the reason, retried with growing delays, never a tight loop', async () => {
+    world.unreachable.add(1);
+    const rec = new Recorder();
+    await engine.open(1, rec);
+    await waitFor(() => rec.states.filter((s) => s.state === 'offline').length >= 3, 5000, 'three attempts');
+    const offline = rec.states.filter((s) => s.state === 'offline');
+    expect(offline[0]!.reason).to.match(/ERR_NAME_NOT_RESOLVED/);
+    // 20 ms base, doubling: the third wait is ~80 ms; a loop would have made hundreds of clients.
+    expect(world.clients.length).to.be.lessThan(10);
+    world.unreachable.delete(1);
+    await waitFor(() => rec.last?.state === 'qr', 3000, 'qr after recovery');
+  });
+
+  it('a start stuck before any QR is abandoned and retried', async () => {
+    const { engine: stuckEngine } = standInEngine(world, { timing: { startingTimeoutMs: 100, backoffBaseMs: 10, backoffMaxMs: 50 } });
+    try {
+      world.hang.add(7);
+      const rec = new Recorder();
+      await stuckEngine.open(7, rec);
+      await waitFor(() => rec.states.some((s) => s.state === 'offline'), 3000, 'offline');
+      expect(rec.states.find((s) => s.state === 'offline')!.reason).to.match(/no QR and no login/);
+      world.hang.delete(7);
+      await waitFor(() => rec.last?.state === 'qr', 3000, 'qr');
+    } finally {
+      await stuckEngine.shutdown();
+    }
+  });
+
+  it('an unscanned QR stops the browser after the timeout and reports why', async () => {
+    const { engine: qrEngine } = standInEngine(world, { timing: { qrTimeoutMs: 150 } });
+    try {
+      const rec = new Recorder();
+      await qrEngine.open(3, rec);
+      await waitFor(() => rec.last?.state === 'failed', 3000, 'failed');
+      expect(rec.last!.reason).to.equal(QR_EXPIRED_REASON);
+      expect(world.liveClients()).to.have.length(0);
+      expect(qrEngine.stats().browsers).to.have.length(0);
+    } finally {
+      await qrEngine.shutdown();
+    }
+  });
+
+  it('numbers beyond WA_MAX_SESSIONS wait their turn and say so', async () => {
+    const { engine: capped } = standInEngine(world, { config: { DATA_DIR: tempDir(), WA_MAX_SESSIONS: 1, CHROMIUM_PATH: process.execPath } });
+    try {
+      const a = new Recorder();
+      const b = new Recorder();
+      const sa = await capped.open(1, a);
+      await capped.open(2, b);
+      await waitFor(() => a.last?.state === 'qr', 2000, 'first qr');
+      await waitFor(() => b.states.some((s) => s.reason?.startsWith('queued')), 2000, 'queued');
+      expect(b.last!.state).to.equal('starting');
+      expect(b.last!.reason).to.match(/queued: 1 browsers already running \(WA_MAX_SESSIONS=1\); position 1/);
+      await sa.close();
+      await waitFor(() => b.last?.state === 'qr', 2000, 'second qr');
+    } finally {
+      await capped.shutdown();
+    }
+  });
+
+  it('browsers start a few at a time: the next launch waits until one shows a QR, is ready or gives up', async () => {
+    const { engine: gated } = standInEngine(world, { launchConcurrency: 1, timing: { startingTimeoutMs: 60_000 } });
+    try {
+      world.hang.add(1);
+      const a = new Recorder();
+      const b = new Recorder();
+      const sa = await gated.open(1, a);
+      await gated.open(2, b);
+      await waitFor(() => world.clients.some((c) => c.numberId === 1), 2000, 'first launch');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(world.clients.filter((c) => c.numberId === 2)).to.have.length(0);
+      await sa.close(); // the stuck start gives its turn away
+      await waitFor(() => b.last?.state === 'qr', 2000, 'second qr');
+    } finally {
+      await gated.shutdown();
+    }
+  });
+
+  it('without Chromium: problem() says why and each number fails with that reason', async () => {
+    const noChrome = new WwebjsEngine({
+      config: { DATA_DIR: tempDir(), WA_MAX_SESSIONS: 2, CHROMIUM_PATH: '/nonexistent/chromium' },
+      createClient: world.factory,
+      chromiumCandidates: [],
+    });
+    expect(noChrome.problem()).to.equal(CHROMIUM_NOT_FOUND);
+    const rec = new Recorder();
+    await noChrome.open(1, rec);
+    await waitFor(() => rec.last?.state === 'failed', 2000, 'failed');
+    expect(rec.last!.reason).to.equal('Chromium not found: install chromium or set CHROMIUM_PATH');
+    expect(world.clients).to.have.length(0);
+  });
+
+  it('removes a stale SingletonLock left by a crash before launching', async () => {
+    const dir = profileOf(5);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.symlinkSync('deadhost-12345', path.join(dir, 'SingletonLock'));
+    const rec = new Recorder();
+    await engine.open(5, rec);
+    await waitFor(() => rec.last?.state === 'qr', 2000, 'qr');
+    expect(() => fs.lstatSync(path.join(dir, 'SingletonLock'))).to.throw();
+  });
+
+  it('fetchSince yields messages newer than the mark, not our own sends; markSeen works', async () => {
+    const { session } = await ready();
+    world.inbound(1, { from: THEM, text: 'one' });
+    await session.send({ chatId: '15550002000@c.us', type: 'text', text: 'ours', media: null });
+    world.fromPhone(1, THEM, 'from phone');
+    const got: Inbound[] = [];
+    for await (const m of session.fetchSince(new Date(Date.now() - 60_000))) got.push(m);
+    expect(got.map((m) => [m.text, m.fromMe ?? false])).to.deep.equal([
+      ['one', false],
+      ['from phone', true],
+    ]);
+    const none: Inbound[] = [];
+    for await (const m of session.fetchSince(new Date(Date.now() + 60_000))) none.push(m);
+    expect(none).to.have.length(0);
+    await session.markSeen!('15550002000@c.us');
+  });
+
+  it('exposes browsers, reconnects and browser memory on /metrics, and the Chromium problem on /healthz', async () => {
+    const srv = await startTestServer({}, { engine });
+    try {
+      await ready(1);
+      const metrics = await (await fetch(srv.url + '/metrics')).text();
+      expect(metrics).to.match(/^incrm_wa_browsers 1$/m);
+      expect(metrics).to.match(/^incrm_wa_reconnects 0$/m);
+      expect(metrics).to.include('# TYPE incrm_wa_browser_rss_bytes gauge');
+      const health = await (await fetch(srv.url + '/healthz')).json();
+      expect(health.engine).to.equal('wwebjs');
+      expect(health.engineProblem).to.equal(undefined);
+    } finally {
+      await srv.close();
+    }
+    const noChrome = new WwebjsEngine({ config: { DATA_DIR: tempDir(), WA_MAX_SESSIONS: 1, CHROMIUM_PATH: '/nonexistent' }, chromiumCandidates: [] });
+    const srv2 = await startTestServer({}, { engine: noChrome });
+    try {
+      const health = await (await fetch(srv2.url + '/healthz')).json();
+      expect(health.engineProblem).to.equal(CHROMIUM_NOT_FOUND);
+    } finally {
+      await srv2.close();
+    }
+  });
+
+  it('through the server: a send cut off by a page crash is reconciled, not sent twice nor recorded as from the phone', async () => {
+    const srv = await startTestServer({}, { engine });
+    try {
+      const portal = await srv.db.repos.portals.create({ crm: 'none', name: 'crash' });
+      const api = client(srv.url + '/api/v1', srv.tokens.issue({ portalId: portal.id, userId: '1', admin: true }, 3600_000));
+      const id = (await api.post('/numbers')).body.id as number;
+      await waitFor(async () => (await api.get(`/numbers/${id}`)).body.state === 'qr', 3000, 'qr');
+      world.scan(id, ME);
+      await waitFor(async () => (await api.get(`/numbers/${id}`)).body.state === 'ready', 3000, 'ready');
+      const conv = (await api.post('/conversations', { phone: THEM, numberId: id })).body.id as number;
+      world.crashNextSend.add(id);
+      const sent = await api.post(`/conversations/${conv}/messages`, { text: 'exactly once' }, { 'Idempotency-Key': 'crash-1' });
+      expect(sent.status).to.equal(201);
+      const linked = await waitFor(async () => {
+        const items = (await api.get(`/conversations/${conv}/messages`)).body.items as { id: number; status: string; waMessageId?: string }[];
+        const m = items.find((x) => x.id === sent.body.id);
+        return m && m.status !== 'queued' ? items : null;
+      }, 8000, 'send reconciled');
+      await new Promise((r) => setTimeout(r, 300)); // room for a wrong resend or a catch-up duplicate
+      const items = (await api.get(`/conversations/${conv}/messages`)).body.items as { id: number; status: string; text: string }[];
+      expect(items.map((m) => m.text)).to.deep.equal(['exactly once']);
+      expect(linked[0]!.status).to.be.oneOf(['sent', 'delivered']);
+      expect(world.delivered.get(THEM)!.map((d) => d.text)).to.deep.equal(['exactly once']);
+      expect(engine.stats().reconnects).to.equal(1);
+    } finally {
+      await srv.close();
+    }
+  });
+});
