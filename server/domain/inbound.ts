@@ -140,6 +140,9 @@ export class InboundPipeline {
       conversationId = (await r.conversations.upsert(number.portalId, number.id, contact.id)).id;
       this.conversations.set(convKey, conversationId);
     }
+    // Our own send, reported back after a crash cut the send job off before it learned the id:
+    // it belongs to the waiting outbound message (whose job then finishes), not to a new copy.
+    if (inb.fromMe && (await r.messages.adoptPendingSend(conversationId, inb.type, inb.text, inb.waMessageId)) !== null) return null;
     const message = await r.messages.insertInboundOnce({
       portalId: number.portalId,
       conversationId,

@@ -148,6 +148,13 @@ export class OutboundService {
     if (!chatId) throw new PermanentJobError('the contact has no WhatsApp id');
 
     await this.chatLock.run(`${msg.numberId}:${chatId}`, async () => {
+      // The id came back through catch-up (adoptPendingSend): WhatsApp has the message.
+      if (msg.waMessageId !== null) {
+        const sent = await db.repos.messages.setStatus(id, 'sent', null, allowedFrom('sent'));
+        if (sent) this.publishStatus(sent);
+        await this.linkSent(msg, msg.waMessageId);
+        return;
+      }
       // A previous attempt started and was cut off (crash, timeout): WhatsApp may have sent it.
       // Look before sending again, so the client never gets it twice.
       if (msg.sendStartedAt !== null && msg.waMessageId === null) {

@@ -237,6 +237,12 @@ export interface MessageRepo {
     allowedFrom: MessageStatus[],
   ): Promise<{ known: boolean; message: Message | null }>;
   markRevoked(numberId: number, waMessageId: string): Promise<Message | null>;
+  /**
+   * A message WhatsApp reports as sent by us that matches an outbound message whose send started
+   * but never learned its id (a crash cut it off): link it there instead of storing a copy.
+   * Returns the adopted message's id, or null.
+   */
+  adoptPendingSend(conversationId: number, type: MessageType, text: string | null, waMessageId: string): Promise<number | null>;
   /** Outbound messages of a conversation linked to these engine ids (reconcile needs to skip them). */
   waIdsTaken(numberId: number, waMessageIds: string[]): Promise<Set<string>>;
   countByDirection(): Promise<Record<string, number>>;

@@ -80,6 +80,25 @@ for (const target of testDatabases()) {
       expect((await delivered(CLIENT)).filter((d) => d.text === 'cut off')).to.have.length(1);
     });
 
+    it('adopts our own send reported back by catch-up after a crash, instead of storing a copy and resending', async () => {
+      const conv = (await p.user.post('/conversations', { phone: CLIENT })).body;
+      const { message } = await srv.db.repos.messages.insertOutbound({
+        portalId: p.portalId, conversationId: conv.id, numberId: p.numberId, direction: 'out', type: 'text', text: 'adopt me', status: 'queued', idempotencyKey: 'adopt-1', createdAt: Date.now(),
+      });
+      await srv.db.repos.messages.markSendStarted(message.id, Date.now() - 500);
+      const waMessageId = srv.network!.send(p.numberId, { chatId: '15550000002@c.us', type: 'text', text: 'adopt me' });
+      // The restarted session's catch-up reports it as written by us.
+      const number = (await srv.db.repos.numbers.getAny(p.numberId))!;
+      const stored = await srv.sessions.inbound.receive(number, { waMessageId, chatId: '15550000002@c.us', phone: CLIENT, name: null, type: 'text', text: 'adopt me', fromMe: true, timestamp: Date.now() });
+      expect(stored).to.equal(false);
+      await srv.db.repos.jobs.enqueue({ kind: 'wa.send', portalId: p.portalId, payload: { messageId: message.id }, dedupeKey: `send:${message.id}` });
+      srv.runner.wake();
+      await waitFor(async () => ['sent', 'delivered', 'read'].includes((await srv.db.repos.messages.getAny(message.id))!.status), 3000, 'sent');
+      await new Promise((res) => setTimeout(res, 100));
+      expect((await delivered(CLIENT)).filter((d) => d.text === 'adopt me')).to.have.length(1);
+      expect((await messagesOf(conv.id)).filter((m) => m.text === 'adopt me')).to.have.length(1);
+    });
+
     it('fails a message to a number not on WhatsApp with the reason, and a retry really resends', async () => {
       const stranger = '+15550000077';
       await p.anon.put(`/simulator/phones/${enc(stranger)}`, { registered: false });

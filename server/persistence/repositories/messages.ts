@@ -139,6 +139,22 @@ export function messageRepo(db: Knex | Knex.Transaction): MessageRepo {
       const row = await selectMessages(db).where({ 'msg.number_id': numberId, 'msg.wa_message_id': waMessageId }).first();
       return row ? toMessage(row) : null;
     },
+    async adoptPendingSend(conversationId, type, text, waMessageId) {
+      const pending = db('messages')
+        .select('id')
+        .where({ conversation_id: conversationId, direction: 'out', type })
+        .whereNull('wa_message_id')
+        .whereNotNull('send_started_at')
+        .orderBy('id')
+        .limit(1);
+      if (text === null) pending.whereNull('text');
+      else pending.where({ text });
+      const rows: Row[] = await db('messages')
+        .whereIn('id', pending)
+        .update({ wa_message_id: waMessageId, updated_at: Date.now() })
+        .returning('id');
+      return rows[0] ? Number(rows[0].id) : null;
+    },
     async waIdsTaken(numberId, ids) {
       if (ids.length === 0) return new Set();
       const rows = await db('messages').where({ number_id: numberId }).whereIn('wa_message_id', ids).select('wa_message_id');
