@@ -15,7 +15,7 @@ import type { DomainContext } from './domain/context';
 import { ConversationService } from './domain/conversations';
 import { CrmJobs } from './domain/crmJobs';
 import { JOB_CRM_ALERT, JOB_CRM_MIRROR } from './domain/inbound';
-import { JobRunner, type JobRunnerOptions } from './domain/jobs';
+import { JobRunner, RunnerGroup, type JobRunnerOptions } from './domain/jobs';
 import { JOB_SEND, OutboundService } from './domain/outbound';
 import { systemClock, type Clock, type WhatsAppEngine } from './domain/ports';
 import { JOB_NUMBER_ALERT, SessionManager } from './domain/sessions';
@@ -51,7 +51,7 @@ export interface RunningServer {
   db: KnexDatabase;
   tokens: TokenService;
   sessions: SessionManager;
-  runner: JobRunner;
+  runner: RunnerGroup;
   hub: LiveHub;
   network: SimNetwork | null;
   app: express.Express;
@@ -68,7 +68,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const hub = new LiveHub();
   const media = new FileMediaStore(path.join(config.DATA_DIR, 'media'), db.repos.media, config.SECRET_KEY, config.mediaMaxBytes, config.PUBLIC_URL ?? null);
 
-  let runner: JobRunner | null = null;
+  let runner: RunnerGroup | null = null;
   let sessions: SessionManager | null = null;
   const metrics = new Metrics({ jobs: () => db.repos.jobs.countByState(), sessions: () => sessions?.counts() ?? {}, engine: () => engine.stats?.() ?? null });
   const ctx: DomainContext = { db, live: hub, media, clock, metrics, log, wakeJobs: () => runner?.wake() };
@@ -82,30 +82,26 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const conversations = new ConversationService(ctx, crm);
   const crmJobs = new CrmJobs(ctx, crm, { media: (sha256, mimetype, filename) => media.url({ id: 0, sha256, mimetype, size: 0, filename }) });
 
-  runner = new JobRunner(
-    db,
-    {
-      [JOB_SEND]: outbound.sendJob(),
-      [JOB_CRM_MIRROR]: crmJobs.mirror(),
-      [JOB_CRM_ALERT]: crmJobs.alert(),
-      [JOB_NUMBER_ALERT]: crmJobs.numberAlert(),
-      ...kommo.jobs,
-    },
-    {
-      worker: `${process.pid}-${crypto.randomBytes(3).toString('hex')}`,
-      concurrency: 16,
-      leaseMs: 15_000,
-      pollMs: 1000,
-      backoffBaseMs: 1000,
-      backoffMaxMs: 10 * 60_000,
-      ...opts.jobs,
-    },
-    clock,
-    {
-      finished: (kind, outcome) => metrics.jobsFinished.inc({ kind, outcome }),
-      error: (err, job) => log.warn({ err, jobId: job?.id, kind: job?.kind, portalId: job?.portalId }, 'job attempt failed'),
-    },
-  );
+  const handlers = {
+    [JOB_SEND]: outbound.sendJob(),
+    [JOB_CRM_MIRROR]: crmJobs.mirror(),
+    [JOB_CRM_ALERT]: crmJobs.alert(),
+    [JOB_NUMBER_ALERT]: crmJobs.numberAlert(),
+    ...kommo.jobs,
+  };
+  const worker = `${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+  const base = { worker, concurrency: 16, leaseMs: 15_000, pollMs: 1000, backoffBaseMs: 1000, backoffMaxMs: 10 * 60_000, ...opts.jobs };
+  const events = {
+    finished: (kind: string, outcome: 'done' | 'retry' | 'dead') => metrics.jobsFinished.inc({ kind, outcome }),
+    error: (err: unknown, job?: { id: number; kind: string; portalId: number | null }) =>
+      log.warn({ err, jobId: job?.id, kind: job?.kind, portalId: job?.portalId }, 'job attempt failed'),
+  };
+  // Sends have a lane of their own: a backlog of CRM mirroring (a burst, a CRM outage, a rate
+  // limit) never makes a manager's message wait for a free slot.
+  runner = new RunnerGroup([
+    new JobRunner(db, handlers, { ...base, worker: `${worker}-send`, concurrency: 4, lane: { only: [JOB_SEND] } }, clock, events),
+    new JobRunner(db, handlers, { ...base, worker: `${worker}-bg`, lane: { except: [JOB_SEND] } }, clock, events),
+  ]);
 
   const openStreams = new Set<{ end(): void }>();
   const apiRoutes = [

@@ -1,4 +1,4 @@
-import type { Clock, Database, Job } from './ports';
+import type { Clock, Database, Job, JobLane } from './ports';
 
 export interface JobHandler {
   run(job: Job): Promise<void>;
@@ -17,6 +17,8 @@ export interface JobRunnerOptions {
   pollMs: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
+  /** The kinds this runner takes (default: all). */
+  lane?: JobLane;
 }
 
 export interface JobEvents {
@@ -95,7 +97,7 @@ export class JobRunner {
       const claimNow = free >= batch || (free > 0 && this.inFlight.size === 0);
       if (claimNow) {
         try {
-          claimed = await this.db.repos.jobs.claim(this.opts.worker, free, this.clock.now(), this.opts.leaseMs);
+          claimed = await this.db.repos.jobs.claim(this.opts.worker, free, this.clock.now(), this.opts.leaseMs, this.opts.lane);
         } catch (err) {
           this.events.error?.(err);
         }
@@ -119,7 +121,7 @@ export class JobRunner {
 
   private async idleDelay(): Promise<number> {
     try {
-      const next = await this.db.repos.jobs.nextRunAt();
+      const next = await this.db.repos.jobs.nextRunAt(this.opts.lane);
       if (next !== null) return Math.max(0, Math.min(this.opts.pollMs, next - this.clock.now()));
     } catch (err) {
       this.events.error?.(err);
@@ -168,5 +170,22 @@ export class JobRunner {
       }
       this.events.error?.(err, job);
     }
+  }
+}
+
+/** Several runners (one per lane) started, woken and stopped together. */
+export class RunnerGroup {
+  constructor(private readonly runners: JobRunner[]) {}
+
+  start(): void {
+    for (const r of this.runners) r.start();
+  }
+
+  wake(): void {
+    for (const r of this.runners) r.wake();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.runners.map((r) => r.stop()));
   }
 }

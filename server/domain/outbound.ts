@@ -89,7 +89,7 @@ export class OutboundService {
         createdAt: clock.now(),
       });
       if (res.created) {
-        await r.jobs.enqueue({ kind: JOB_SEND, portalId: p.portalId, payload: { messageId: res.message.id }, dedupeKey: `send:${res.message.id}` });
+        await r.jobs.enqueue({ kind: JOB_SEND, portalId: p.portalId, payload: { messageId: res.message.id }, dedupeKey: `send:${res.message.id}`, priority: 0 });
         await r.conversations.touch(conversationId, res.message.createdAt, 0);
       }
       return res;
@@ -115,7 +115,7 @@ export class OutboundService {
     await this.guard(p.portalId);
     const updated = await this.ctx.db.transaction(async (r) => {
       const m = await r.messages.setStatus(messageId, 'queued', null, allowedFrom('queued'));
-      if (m) await r.jobs.enqueue({ kind: JOB_SEND, portalId: p.portalId, payload: { messageId }, dedupeKey: `send:${messageId}` });
+      if (m) await r.jobs.enqueue({ kind: JOB_SEND, portalId: p.portalId, payload: { messageId }, dedupeKey: `send:${messageId}`, priority: 0 });
       return m;
     });
     if (!updated) throw conflict('message changed meanwhile');

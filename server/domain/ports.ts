@@ -262,6 +262,14 @@ export interface JobSpec {
   maxAttempts?: number;
   /** At most one live job with this key (e.g. one send job per message). */
   dedupeKey?: string | null;
+  /** Lower runs first among due jobs; default 10. Sends use 0. */
+  priority?: number;
+}
+
+/** Which kinds a runner takes: a lane of its own keeps sends from waiting behind slow CRM calls. */
+export interface JobLane {
+  only?: string[];
+  except?: string[];
 }
 
 export interface Job {
@@ -278,13 +286,13 @@ export interface JobRepo {
   /** Enqueues one job or several in one statement. */
   enqueue(spec: JobSpec | JobSpec[]): Promise<void>;
   /** Leases up to `limit` due jobs (pending, or running with an expired lease) for `leaseMs`. */
-  claim(worker: string, limit: number, now: number, leaseMs: number): Promise<Job[]>;
+  claim(worker: string, limit: number, now: number, leaseMs: number, lane?: JobLane): Promise<Job[]>;
   complete(id: number, worker: string): Promise<void>;
   /** Renews the lease of jobs still in hand, so a long job is not taken over while it runs. */
   extendLease(ids: number[], worker: string, until: number): Promise<void>;
   retryLater(id: number, worker: string, runAt: number, error: string): Promise<void>;
   bury(id: number, worker: string, error: string): Promise<void>;
-  nextRunAt(): Promise<number | null>;
+  nextRunAt(lane?: JobLane): Promise<number | null>;
   countByState(): Promise<Record<string, number>>;
 }
 

@@ -115,6 +115,23 @@ for (const target of testDatabases()) {
       expect(Number((await db.knex('jobs').count({ n: '*' }))[0]!.n)).to.equal(0);
     });
 
+    it('claims urgent jobs first and only the kinds of its lane', async () => {
+      await db.knex('jobs').delete();
+      for (let i = 0; i < 5; i++) await db.repos.jobs.enqueue({ kind: 'crm', portalId: null, payload: { i } });
+      await db.repos.jobs.enqueue({ kind: 'send', portalId: null, payload: {}, priority: 0 });
+      const now = Date.now() + 10;
+      const [first] = await db.repos.jobs.claim('w', 1, now, 1000);
+      expect(first!.kind).to.equal('send');
+      await db.repos.jobs.complete(first!.id, 'w');
+      await db.repos.jobs.enqueue({ kind: 'send', portalId: null, payload: { again: true } });
+      const sendLane = await db.repos.jobs.claim('s', 10, now + 10, 1000, { only: ['send'] });
+      expect(sendLane.map((j) => j.kind)).to.deep.equal(['send']);
+      const rest = await db.repos.jobs.claim('b', 10, now + 10, 1000, { except: ['send'] });
+      expect(rest.map((j) => j.kind)).to.deep.equal(['crm', 'crm', 'crm', 'crm', 'crm']);
+      expect(await db.repos.jobs.nextRunAt({ only: ['send'] })).to.equal(null);
+      await db.knex('jobs').delete();
+    });
+
     it('runs jobs with retries and backoff, buries them after the last attempt, and keeps them visible', async () => {
       await db.knex('jobs').delete();
       const seen: Record<string, number> = {};

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { Job, JobRepo } from '../../domain/ports';
+import type { Job, JobLane, JobRepo } from '../../domain/ports';
 import type { Dialect } from '../knex';
 import { num, strOrNull, type Row } from './rows';
 
@@ -19,27 +19,33 @@ function toJob(r: Row): Job {
 // out (their worker died). The attempt is counted at claim time, so a job that kills its worker
 // still moves towards `dead`. On PostgreSQL, SKIP LOCKED lets several server processes claim
 // side by side without waiting on, or double-claiming, each other's rows.
-function claimSql(dialect: Dialect): string {
+function claimSql(dialect: Dialect, laneSql: string): string {
   const returning = 'RETURNING id, kind, portal_id, payload, attempts, max_attempts, locked_by';
   const set = `UPDATE jobs SET state = 'running', locked_by = ?, locked_until = ?, attempts = attempts + 1, updated_at = ?`;
   if (dialect === 'pg') {
     return `${set} WHERE id IN (
       SELECT id FROM jobs
-      WHERE (state = 'pending' AND run_at <= ?) OR (state = 'running' AND locked_until < ?)
-      ORDER BY run_at, id LIMIT ? FOR UPDATE SKIP LOCKED) ${returning}`;
+      WHERE ((state = 'pending' AND run_at <= ?) OR (state = 'running' AND locked_until < ?)) ${laneSql}
+      ORDER BY priority, run_at, id LIMIT ? FOR UPDATE SKIP LOCKED) ${returning}`;
   }
   // SQLite does not turn the OR into two index lookups; with a backlog of thousands of jobs a
   // scan per claim dominated the inbound path. Two index-friendly halves instead.
   return `${set} WHERE id IN (
       SELECT id FROM (
-        SELECT id, run_at FROM jobs WHERE state = 'pending' AND run_at <= ?
+        SELECT id, priority, run_at FROM jobs WHERE state = 'pending' AND run_at <= ? ${laneSql}
         UNION ALL
-        SELECT id, run_at FROM jobs WHERE state = 'running' AND locked_until < ?)
-      ORDER BY run_at, id LIMIT ?) ${returning}`;
+        SELECT id, priority, run_at FROM jobs WHERE state = 'running' AND locked_until < ? ${laneSql})
+      ORDER BY priority, run_at, id LIMIT ?) ${returning}`;
+}
+
+/** `AND kind IN (…)` / `NOT IN (…)` with its bindings (kind names are ours, but still bound). */
+function laneFilter(lane: JobLane | undefined): { sql: string; kinds: string[] } {
+  if (lane?.only?.length) return { sql: `AND kind IN (${lane.only.map(() => '?').join(', ')})`, kinds: lane.only };
+  if (lane?.except?.length) return { sql: `AND kind NOT IN (${lane.except.map(() => '?').join(', ')})`, kinds: lane.except };
+  return { sql: '', kinds: [] };
 }
 
 export function jobRepo(db: Knex | Knex.Transaction, dialect: Dialect): JobRepo {
-  const sql = claimSql(dialect);
   return {
     async enqueue(spec) {
       const specs = Array.isArray(spec) ? spec : [spec];
@@ -56,6 +62,7 @@ export function jobRepo(db: Knex | Knex.Transaction, dialect: Dialect): JobRepo 
             max_attempts: s.maxAttempts ?? 12,
             run_at: s.runAt ?? now,
             dedupe_key: s.dedupeKey ?? null,
+            priority: s.priority ?? 10,
             created_at: now,
             updated_at: now,
           })),
@@ -63,8 +70,14 @@ export function jobRepo(db: Knex | Knex.Transaction, dialect: Dialect): JobRepo 
         .onConflict('dedupe_key')
         .ignore();
     },
-    async claim(worker, limit, now, leaseMs) {
-      const res = await db.raw(sql, [worker, now + leaseMs, now, now, now, limit]);
+    async claim(worker, limit, now, leaseMs, lane) {
+      const f = laneFilter(lane);
+      const sql = claimSql(dialect, f.sql);
+      const bindings =
+        dialect === 'pg'
+          ? [worker, now + leaseMs, now, now, now, ...f.kinds, limit]
+          : [worker, now + leaseMs, now, now, ...f.kinds, now, ...f.kinds, limit];
+      const res = await db.raw(sql, bindings);
       const rows: Row[] = Array.isArray(res) ? res : res.rows;
       return rows.map(toJob).sort((a, b) => a.id - b.id);
     },
@@ -86,8 +99,11 @@ export function jobRepo(db: Knex | Knex.Transaction, dialect: Dialect): JobRepo 
         .where({ id, locked_by: worker })
         .update({ state: 'dead', dedupe_key: null, locked_by: null, locked_until: null, last_error: error.slice(0, 2000), updated_at: Date.now() });
     },
-    async nextRunAt() {
-      const row = await db('jobs').where({ state: 'pending' }).min({ t: 'run_at' }).first();
+    async nextRunAt(lane) {
+      const q = db('jobs').where({ state: 'pending' });
+      if (lane?.only?.length) q.whereIn('kind', lane.only);
+      else if (lane?.except?.length) q.whereNotIn('kind', lane.except);
+      const row = await q.min({ t: 'run_at' }).first();
       return row && row.t !== null && row.t !== undefined ? Number(row.t) : null;
     },
     async countByState() {
