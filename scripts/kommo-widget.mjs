@@ -1,5 +1,5 @@
 // Packs the Kommo widget archive: manifest.json, i18n/, images/, script.js from manifest/kommo/
-// and the widget bundle from dist/kommo/ (when built), at the archive's root, as Kommo expects
+// the app bundle dist/widget/kommo.js and anything in dist/kommo/ (when built), at the archive's root, as Kommo expects
 // of `widget.zip` (the folder's contents, not the folder). Deterministic: sorted names, fixed
 // dates, so the same inputs give the same bytes.
 import fs from 'node:fs';
@@ -25,6 +25,9 @@ export async function packKommoWidget({ root = process.cwd(), out = path.join(ro
     if (rel === 'README.md' || rel.startsWith('.')) continue; // the admin guide is not part of the widget
     entries.set(rel, path.join(src, rel));
   }
+  // The app bundle itself: script.js requires it from the widget's folder as `kommo.js`.
+  const app = path.join(root, 'dist', 'widget', 'kommo.js');
+  if (fs.existsSync(app) && !entries.has('kommo.js')) entries.set('kommo.js', app);
   for (const rel of walk(bundle)) {
     // The manifest folder wins: the bundle must not replace manifest.json, i18n or script.js.
     if (!entries.has(rel)) entries.set(rel, path.join(bundle, rel));
