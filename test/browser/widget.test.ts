@@ -1,0 +1,107 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import type { Browser, Page } from 'playwright-core';
+import type { RunningServer } from '../../server/main';
+import { chromiumPath, launchBrowser, SCREENSHOTS } from '../helpers/browser';
+import { client, portalWithNumber, startTestServer, waitFor } from '../helpers/server';
+import { ensureWidgetBuilt } from '../helpers/widget';
+
+// A smoke of the real standalone bundle on /demo/widget against the simulator: the panel opens
+// the card's conversation, sends with ticks moving, receives live; the settings tab connects a
+// number by QR. The full cross-host suite (Kommo, Bitrix24 emulators) lives in the hosts' tests.
+describe('widget (standalone bundle) in Chromium', function () {
+  this.timeout(60_000);
+  let srv: RunningServer;
+  let browser: Browser;
+  const CLIENT = '+15550000002';
+
+  before(async function () {
+    if (!chromiumPath()) this.skip();
+    await ensureWidgetBuilt();
+    srv = await startTestServer();
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await srv?.close();
+  });
+
+  async function open(hash: string): Promise<Page> {
+    const page = await browser.newPage({ viewport: { width: 900, height: 760 } });
+    page.on('pageerror', (e) => console.error('page error:', e.message));
+    await page.goto(`${srv.url}/demo/widget#${hash}`);
+    return page;
+  }
+
+  it('serves the bundles with an ETag, immutable under their hash, 404 otherwise', async () => {
+    const url = srv.widgetAssets.url('kommo.js');
+    expect(url).to.match(/^\/widget\/kommo\.js\?v=[0-9a-f]{16}$/);
+    const r = await fetch(srv.url + url);
+    expect(r.status).to.equal(200);
+    expect(r.headers.get('cache-control')).to.contain('immutable');
+    expect(r.headers.get('content-type')).to.contain('javascript');
+    const etag = r.headers.get('etag')!;
+    expect((await fetch(`${srv.url}/widget/kommo.js`, { headers: { 'If-None-Match': etag } })).status).to.equal(304);
+    expect((await fetch(`${srv.url}/widget/kommo.js`)).headers.get('cache-control')).to.equal('no-cache');
+    expect((await fetch(`${srv.url}/widget/nope.js`)).status).to.equal(404);
+    expect((await fetch(`${srv.url}/widget/..%2Fserver%2Fstart.js`)).status).to.equal(404);
+  });
+
+  it('panel: shows the conversation, sends with ticks, receives live, retries nothing twice', async () => {
+    const p = await portalWithNumber(srv);
+    const anon = client(srv.url + '/api/v1');
+    await anon.post('/simulator/inbound', { to: p.numberPhone, from: CLIENT, name: 'Client', text: 'Hello from the client' });
+    await waitFor(async () => (await p.user.get(`/conversations?phone=${encodeURIComponent(CLIENT)}`)).body.items.length === 1, 5000, 'conversation');
+
+    const page = await open(`token=${p.userToken}&admin=0&phone=${encodeURIComponent(CLIENT)}`);
+    await page.locator('[data-testid=panel-root][data-ready=true]').waitFor();
+    await page.locator('[data-testid=message-text]', { hasText: 'Hello from the client' }).waitFor();
+
+    await page.locator('[data-testid=composer-input]').fill('Hi, this is the manager');
+    await page.locator('[data-testid=composer-input]').press('Enter');
+    const out = page.locator('[data-testid=message][data-direction=out]', { hasText: 'Hi, this is the manager' });
+    await out.waitFor();
+    await page.locator('[data-testid=message][data-direction=out][data-status=delivered], [data-testid=message][data-direction=out][data-status=read]').first().waitFor();
+    await anon.post(`/simulator/phones/${encodeURIComponent(CLIENT)}/read`, {});
+    await page.locator('[data-testid=message][data-direction=out][data-status=read]').waitFor();
+    expect(await out.count()).to.equal(1);
+
+    await anon.post('/simulator/inbound', { to: p.numberPhone, from: CLIENT, name: 'Client', text: 'A live reply' });
+    await page.locator('[data-testid=message][data-direction=in]', { hasText: 'A live reply' }).waitFor();
+
+    const delivered = (await anon.get(`/simulator/delivered?phone=${encodeURIComponent(CLIENT)}`)).body.items as { text: string }[];
+    expect(delivered.filter((m) => m.text === 'Hi, this is the manager')).to.have.length(1);
+
+    fs.mkdirSync(SCREENSHOTS, { recursive: true });
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'widget-standalone-panel.png') });
+    await page.close();
+  });
+
+  it('settings: connects a number by live QR; a non-admin sees no controls', async () => {
+    const anon = client(srv.url + '/api/v1');
+    const portal = (await anon.post('/simulator/portals', { crm: 'none', name: 'Settings' })).body as { adminToken: string; userToken: string };
+    const page = await open(`view=settings&token=${portal.adminToken}&admin=1`);
+    await page.locator('[data-testid=settings-root][data-ready=true]').waitFor();
+    await page.locator('[data-testid=connect-button]').click();
+    await page.locator('[data-testid=qr-image]').waitFor();
+    const row = page.locator('[data-testid=number-row]');
+    const id = await row.getAttribute('data-number-id');
+    await anon.post(`/simulator/numbers/${id}/scan`, { phone: '+15550000009' });
+    await page.locator('[data-testid=number-row][data-state=ready]').waitFor();
+    await page.locator('[data-testid=settings-options]').waitFor();
+    fs.mkdirSync(SCREENSHOTS, { recursive: true });
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'widget-standalone-settings.png') });
+
+    await page.locator('[data-testid=disconnect-button]').click();
+    await page.locator('[data-testid=confirm-button]').click();
+    await page.locator('[data-testid=number-row][data-state=logged_out]').waitFor();
+    await page.close();
+
+    const ro = await open(`view=settings&token=${portal.userToken}&admin=0`);
+    await ro.locator('[data-testid=settings-root][data-ready=true]').waitFor();
+    expect(await ro.locator('[data-testid=connect-button]').count()).to.equal(0);
+    expect(await ro.locator('[data-testid=disconnect-button]').count()).to.equal(0);
+    await ro.close();
+  });
+});
