@@ -20,7 +20,7 @@ describe('widget (standalone bundle) in Chromium', function () {
     if (!chromiumPath()) this.skip();
     await ensureWidgetBuilt();
     srv = await startTestServer();
-    browser = await launchBrowser();
+    browser = await launchBrowser(['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream']);
   });
   after(async () => {
     await browser?.close();
@@ -75,6 +75,47 @@ describe('widget (standalone bundle) in Chromium', function () {
 
     fs.mkdirSync(SCREENSHOTS, { recursive: true });
     await page.screenshot({ path: path.join(SCREENSHOTS, 'widget-standalone-panel.png') });
+    await page.close();
+  });
+
+  it('panel: image with preview, voice note recorded, a failed send retried, a typed number started', async () => {
+    const p = await portalWithNumber(srv, '+15550000011');
+    const anon = client(srv.url + '/api/v1');
+    const other = '+15550000077';
+    await anon.post('/simulator/inbound', { to: p.numberPhone, from: CLIENT, name: 'Client', text: 'hi' });
+    const page = await open(`token=${p.userToken}&admin=0&phone=${encodeURIComponent(CLIENT)}&lang=ru`);
+    await page.locator('[data-testid=panel-root][data-ready=true]').waitFor();
+    await page.getByText('Сегодня').waitFor(); // the day separator, in Russian
+
+    // An image: picked, previewed, sent, shown inline.
+    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==', 'base64');
+    await page.locator('[data-testid=attach-input]').setInputFiles({ name: 'dot.png', mimeType: 'image/png', buffer: png });
+    await page.locator('[data-testid=attach-preview]').waitFor();
+    await page.locator('[data-testid=send-button]').click();
+    await page.locator('[data-testid=message][data-type=image][data-direction=out] img').waitFor();
+    await waitFor(async () => ((await anon.get(`/simulator/delivered?phone=${encodeURIComponent(CLIENT)}`)).body.items as { type: string }[]).some((m) => m.type === 'image'), 5000, 'image delivered');
+
+    // A voice note from Chromium's fake microphone: a voice message appears (the server takes it
+    // as Ogg/Opus, or converts WebM/Opus once the conversion is in).
+    await page.locator('[data-testid=record-button]').click();
+    await page.locator('[data-testid=record-timer]').waitFor();
+    await page.waitForTimeout(1200);
+    await page.locator('[data-testid=record-stop]').click();
+    await page.locator('[data-testid=message][data-type=voice][data-direction=out]').waitFor();
+
+    // A client not on WhatsApp: the send fails with its reason; Retry once they are.
+    await anon.put(`/simulator/phones/${encodeURIComponent(other)}`, { registered: false });
+    await page.locator('[data-testid=new-conversation-input]').fill(other);
+    await page.locator('[data-testid=new-conversation-input]').press('Enter');
+    await page.locator(`[data-testid=conversation-item][data-phone="${other}"][aria-selected=true]`).waitFor();
+    await page.locator('[data-testid=composer-input]').fill('Are you there?');
+    await page.locator('[data-testid=send-button]').click();
+    await page.locator('[data-testid=message][data-status=failed]', { hasText: 'Are you there?' }).waitFor();
+    await anon.put(`/simulator/phones/${encodeURIComponent(other)}`, { registered: true });
+    await page.locator('[data-testid=retry-button]').click();
+    await page.locator('[data-testid=message][data-status=delivered], [data-testid=message][data-status=read]').filter({ hasText: 'Are you there?' }).waitFor();
+    const got = (await anon.get(`/simulator/delivered?phone=${encodeURIComponent(other)}`)).body.items as { text: string }[];
+    expect(got.filter((m) => m.text === 'Are you there?')).to.have.length(1);
     await page.close();
   });
 
