@@ -119,6 +119,22 @@ describe('widget (standalone bundle) in Chromium', function () {
     await page.close();
   });
 
+  it('bitrix24.js outside a Bitrix24 frame: the SDK handshake fails, the panel still works on the boot token', async () => {
+    const p = await portalWithNumber(srv, '+15550000021');
+    await client(srv.url + '/api/v1').post('/simulator/inbound', { to: p.numberPhone, from: CLIENT, text: 'from a deal' });
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${srv.url}/healthz`);
+    const boot = { host: 'bitrix24', view: 'panel', apiBase: srv.url, token: p.userToken, tokenExpiresAt: new Date(Date.now() + 3600e3).toISOString(), entity: { type: 'phone', id: CLIENT }, lang: 'es', admin: false, userId: '1', memberId: 'm', domain: 'x.bitrix24.com' };
+    await page.setContent(`<div id="incrm"></div><script>window.INCRM_BOOT=${JSON.stringify(boot)}</script><script src="${srv.widgetAssets.url('bitrix24.js')}"></script>`);
+    await page.locator('[data-testid=panel-root][data-ready=true]').waitFor();
+    await page.locator('[data-testid=message-text]', { hasText: 'from a deal' }).waitFor();
+    expect(await page.locator('[data-testid=composer-input]').getAttribute('placeholder')).to.equal('Escribe un mensaje');
+    expect(errors).to.deep.equal([]);
+    await page.close();
+  });
+
   it('settings: connects a number by live QR; a non-admin sees no controls', async () => {
     const anon = client(srv.url + '/api/v1');
     const portal = (await anon.post('/simulator/portals', { crm: 'none', name: 'Settings' })).body as { adminToken: string; userToken: string };
