@@ -23,6 +23,7 @@ import { createApp } from './http/app';
 import { LiveHub } from './http/liveHub';
 import { conversationRoutes } from './http/routes/conversations';
 import { demoRouter } from './http/routes/demo';
+import { kommoDemoRouter, type KommoDemoProvider } from './http/routes/kommoDemo';
 import { numberRoutes } from './http/routes/numbers';
 import { settingsRoutes } from './http/routes/settings';
 import { systemRouter } from './http/routes/system';
@@ -42,6 +43,8 @@ export interface StartOptions {
   jobs?: Partial<JobRunnerOptions>;
   /** Replace the engine chosen by WA_ENGINE (engine contract tests). */
   engine?: WhatsAppEngine;
+  /** The Kommo account behind /demo/kommo (simulator engine only): `npm run demo` and the browser tests. */
+  kommoDemo?: KommoDemoProvider;
 }
 
 export interface RunningServer {
@@ -114,7 +117,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   ];
   const extra = [systemRouter({ db, dialect: db.dialect, engine, metrics, media, secret: config.SECRET_KEY, version: VERSION })];
   extra.push(kommo.router);
-  if (network) extra.push(demoRouter());
+  if (network) extra.push(demoRouter(), kommoDemoRouter(opts.kommoDemo ?? null));
   const app = createApp({ log, metrics, tokens, apiRoutes, extra, before: [kommo.cors], version: VERSION });
 
   const server = http.createServer(app);
