@@ -10,7 +10,7 @@ import { startServer } from '../server/main';
 import { startDemoKommo } from '../test/fakes/kommoDemo';
 
 async function run(): Promise<void> {
-  const base0 = { ...process.env, WA_ENGINE: 'simulator', DATA_DIR: process.env.DATA_DIR || './data/demo', LOG_LEVEL: process.env.LOG_LEVEL || 'warn' };
+  const base0: NodeJS.ProcessEnv = { ...process.env, WA_ENGINE: 'simulator', DATA_DIR: process.env.DATA_DIR || './data/demo', LOG_LEVEL: process.env.LOG_LEVEL || 'warn' };
   const port = Number(base0.PORT || 3000);
   const publicUrl = (base0.PUBLIC_URL || `http://localhost:${port}`).replace(/\/+$/, '');
   const kommo = await startDemoKommo({ redirectUri: `${publicUrl}/kommo/oauth` });
