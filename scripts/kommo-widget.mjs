@@ -20,10 +20,10 @@ function walk(dir, base = dir) {
 }
 
 /** Writes the archive to `out`; returns the list of entries. */
-export async function packKommoWidget({ root = process.cwd(), out = path.join(root, 'dist', 'kommo-widget.zip'), server = process.env.PUBLIC_URL ?? '', requireBundle = false } = {}) {
+export async function packKommoWidget({ root = process.cwd(), out = path.join(root, 'dist', 'kommo-widget.zip'), server = process.env.PUBLIC_URL ?? '', requireBundle = false, app: appOpt } = {}) {
   const src = path.join(root, 'manifest', 'kommo');
   const bundle = path.join(root, 'dist', 'kommo');
-  const app = path.join(root, 'dist', 'widget', 'kommo.js');
+  const app = appOpt ?? path.join(root, 'dist', 'widget', 'kommo.js');
   const entries = new Map();
   for (const rel of walk(src)) {
     if (rel === 'README.md' || rel.startsWith('.')) continue; // the admin guide is not part of the widget

@@ -93,9 +93,9 @@ define(['jquery'], function ($) {
 
     // The server's bearer token, from Kommo's one-time X-Auth-Token; reused until shortly
     // before it expires, and one request at a time (several mounts share one exchange).
-    function getToken() {
+    function getToken(force) {
       var now = Date.now();
-      if (tokenCache && tokenCache.token && tokenCache.expiresAt - 60000 > now) {
+      if (!force && tokenCache && tokenCache.token && tokenCache.expiresAt - 60000 > now) {
         return Promise.resolve({ token: tokenCache.token, expiresAt: new Date(tokenCache.expiresAt).toISOString() });
       }
       if (tokenCache && tokenCache.promise) return tokenCache.promise;
@@ -195,7 +195,7 @@ define(['jquery'], function ($) {
             var user = constant('user') || {};
             var host = {
               lang: lang(),
-              apiBase: serverUrl() + '/api/v1',
+              apiBase: serverUrl(),
               getToken: getToken,
               entity: view === 'panel' ? entity() : null,
               admin: !!(tokenCache && tokenCache.admin),

@@ -98,7 +98,8 @@ export function kommoDemoRouter(provider: KommoDemoProvider | null): express.Rou
     }
     return cache.files;
   };
-  const vendor: Record<string, string> = { 'require.js': 'requirejs/require.js', 'jquery.js': 'jquery/dist/jquery.js' };
+  // jQuery's package exports only its entry (dist/jquery.js under require): resolve the package name.
+  const vendor: Record<string, string> = { 'require.js': 'requirejs/require.js', 'jquery.js': 'jquery' };
 
   r.get('/demo/kommo', (_req, res) => {
     res.setHeader('Content-Type', 'text/html; charset=utf-8');
