@@ -280,6 +280,28 @@ describe('Kommo host: the widget archive in an emulated Kommo page', function ()
     await page.close();
   });
 
+  it("the demo page's phone simulator scans a QR and writes as the client", async () => {
+    const page = await ctx.newPage();
+    await page.goto(`${srv.url}/demo/kommo?view=settings`);
+    await page.locator('[data-testid=settings-root][data-ready=true]').waitFor({ timeout: 15_000 });
+    await page.locator('#sim_toggle').click();
+    await page.locator('[data-testid=connect-button]').click();
+    const row = page.locator('[data-testid=number-row][data-state=qr]');
+    await row.waitFor();
+    const id = await row.getAttribute('data-number-id');
+    await page.locator(`#sim_numbers [data-scan="${id}"]`).click();
+    await page.locator(`[data-testid=number-row][data-number-id="${id}"][data-state=ready]`).waitFor();
+
+    await page.goto(cardUrl().replace('&hostile=1', ''));
+    await page.locator('[data-testid=panel-root][data-ready=true]').waitFor({ timeout: 15_000 });
+    await page.locator('#sim_to option', { hasText: NUMBER_A }).waitFor({ state: 'attached' });
+    await page.locator('#sim_to').selectOption(NUMBER_A);
+    await page.locator('#sim_text').fill('Written on the simulated phone');
+    await page.locator('#sim_send').click();
+    await page.locator('[data-testid=message-text]', { hasText: 'Written on the simulated phone' }).waitFor();
+    await page.close();
+  });
+
   it('a logged-out number shows its banner in the panel', async () => {
     const { page } = await openCard();
     await page.locator('[data-testid=message-text]', { hasText: 'Are you there?' }).waitFor();

@@ -64,6 +64,7 @@ export function demoProvider(fake: FakeKommo, account: FakeAccount, lead: FakeLe
     archivePath,
     account: { id: account.id, name: account.name, subdomain: account.subdomain, domain: account.domain, users: account.users.map((u) => ({ ...u })) },
     defaultCard: { type: 'lead', id: lead.id },
+    clientPhones: [...account.contacts.values()].flatMap((c) => phonesOf(c.custom_fields_values).split(', ').filter(Boolean)),
     card: (type, id) => {
       if (type === 'lead') {
         const l = account.leads.get(id);

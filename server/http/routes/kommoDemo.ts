@@ -23,6 +23,8 @@ export interface KommoDemoProvider {
   card(type: DemoCardType, id: number): { id: number; name: string; fields: Array<{ label: string; value: string }>; links: Array<{ type: DemoCardType; id: number; name: string }> } | null;
   /** The card's feed: notes newest last. */
   notes(type: DemoCardType, id: number): Array<{ id: number; noteType: string; text: string; createdAt: number }>;
+  /** Phones of the demo's clients, offered by the page's phone simulator. */
+  clientPhones: string[];
   /** What Kommo's backend signs for `$authorizedAjax` for this user. */
   jwt(userId: number): string;
 }
@@ -136,7 +138,7 @@ export function kommoDemoRouter(provider: KommoDemoProvider | null): express.Rou
   r.get('/demo/kommo/api/state', (_req, res) => {
     if (!provider) throw notFound('demo Kommo account');
     const manifest = JSON.parse(archive().get('manifest.json')?.toString('utf8') ?? '{}') as { widget?: { version?: string } };
-    res.json({ account: provider.account, defaultCard: provider.defaultCard, widget: { code: DEMO_WIDGET_CODE, path: DEMO_WIDGET_PATH, version: manifest.widget?.version ?? '1.0.0' } });
+    res.json({ account: provider.account, defaultCard: provider.defaultCard, clientPhones: provider.clientPhones, widget: { code: DEMO_WIDGET_CODE, path: DEMO_WIDGET_PATH, version: manifest.widget?.version ?? '1.0.0' } });
   });
   r.get('/demo/kommo/api/card', (req, res) => {
     if (!provider) throw notFound('demo Kommo account');

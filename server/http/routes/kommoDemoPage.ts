@@ -50,6 +50,11 @@ export const KOMMO_DEMO_PAGE = `<!doctype html>
  .notification{background:#fff;border-left:4px solid #4c8bf7;box-shadow:0 2px 10px #0003;padding:10px 12px;border-radius:3px;font-size:13px}
  .notification__header{font-weight:bold;margin-bottom:2px}.notification a{color:inherit;text-decoration:none;display:block}
  .host-probe{margin-top:16px;font-size:12px;color:#5b6770}.host-probe button{padding:4px 10px}
+ #phone_sim{position:fixed;left:76px;bottom:8px;width:284px;background:#fffbe6;border:1px solid #e6d9a3;border-radius:4px;box-shadow:0 2px 8px #0002;font-size:12px;z-index:8000}
+ #phone_sim > button{width:100%;text-align:left;background:none;border:0;padding:6px 8px;font:inherit;font-weight:bold;cursor:pointer}
+ #phone_sim .sim-body{padding:0 8px 8px;display:none}#phone_sim.open .sim-body{display:block}
+ #phone_sim .sim-row{display:flex;gap:4px;align-items:center;margin:3px 0}#phone_sim input,#phone_sim select{font:inherit;padding:2px 4px;min-width:0;flex:1}
+ #phone_sim .sim-row button{font:inherit;padding:2px 6px}
 </style>
 <style id="hostile"></style>
 </head><body>
@@ -59,6 +64,13 @@ export const KOMMO_DEMO_PAGE = `<!doctype html>
  <div id="work"></div>
 </div>
 <div id="notifications"></div>
+<div id="phone_sim"><button type="button" id="sim_toggle">📱 Phone simulator (demo only)</button><div class="sim-body">
+ <div id="sim_numbers"></div>
+ <div class="sim-row"><select id="sim_to" aria-label="to number"></select></div>
+ <div class="sim-row"><select id="sim_from" aria-label="client phone"></select></div>
+ <div class="sim-row"><input id="sim_text" placeholder="The client writes…" aria-label="client message"><button type="button" id="sim_send">Send</button></div>
+ <div class="sim-row"><button type="button" id="sim_read">The client reads</button></div>
+</div></div>
 <script src="/demo/kommo/vendor/require.js"></script>
 <script src="/demo/kommo/vendor/jquery.js"></script>
 <script>
@@ -176,6 +188,7 @@ export const KOMMO_DEMO_PAGE = `<!doctype html>
       return { fontFamily: cs.fontFamily, color: cs.color, fontSize: cs.fontSize, lineHeight: cs.lineHeight, headStyles: document.head.querySelectorAll('style,link[rel=stylesheet]').length };
     };
     window.__demo.hostBaseline = probe();
+    simulator(state, me);
     window.__demo.probe = probe;
 
     // ---- the widget object Kommo builds, then extends with script.js ----------------------
@@ -238,6 +251,60 @@ export const KOMMO_DEMO_PAGE = `<!doctype html>
       }, function (err) { window.__demo.error = String(err); });
     });
   }
+  // ---- the phone simulator (not part of Kommo: the demo's stand-in for phones) --------------
+  function simulator(state, me) {
+    var box = document.getElementById('phone_sim');
+    if (localStorage.getItem('incrm_demo_sim') === 'open') box.classList.add('open');
+    document.getElementById('sim_toggle').onclick = function () {
+      box.classList.toggle('open');
+      localStorage.setItem('incrm_demo_sim', box.classList.contains('open') ? 'open' : 'closed');
+    };
+    var token = null;
+    var bearer = function () {
+      if (token) return $.Deferred().resolve(token).promise();
+      return $.ajax({ url: '/demo/kommo/api/jwt?user=' + me.id, method: 'POST', dataType: 'json' })
+        .then(function (r) { return $.ajax({ url: '/kommo/token', method: 'POST', dataType: 'json', headers: { 'X-Auth-Token': r.jwt } }); })
+        .then(function (r) { token = r.token; setTimeout(function () { token = null; }, 20 * 60000); return token; });
+    };
+    var sim = function (method, p, body) {
+      return $.ajax({ url: '/api/v1/simulator' + p, method: method, contentType: 'application/json', data: body ? JSON.stringify(body) : undefined });
+    };
+    var from = document.getElementById('sim_from');
+    from.innerHTML = state.clientPhones.map(function (p) { return '<option>' + esc(p) + '</option>'; }).join('');
+    var nextPhone = function (numbers) {
+      for (var i = 1; ; i++) {
+        var p = '+1555000' + String(1000 + i);
+        if (!numbers.some(function (n) { return n.phone === p; })) return p;
+      }
+    };
+    var refresh = function () {
+      bearer().then(function (t) { return $.ajax({ url: '/api/v1/numbers', headers: { Authorization: 'Bearer ' + t }, dataType: 'json' }); }).then(function (r) {
+        var numbers = r.items || r;
+        document.getElementById('sim_numbers').innerHTML = numbers.map(function (n) {
+          return '<div class="sim-row"><span>' + esc(n.phone || 'number #' + n.id) + ' · ' + esc(n.state) + '</span>' +
+            (n.state === 'qr' ? '<button type="button" data-scan="' + n.id + '" data-phone="' + esc(nextPhone(numbers)) + '">Scan the QR</button>' : '') + '</div>';
+        }).join('') || '<div class="sim-row">No WhatsApp number yet: connect one in Settings.</div>';
+        var to = document.getElementById('sim_to');
+        var ready = numbers.filter(function (n) { return n.state === 'ready'; }).map(function (n) { return n.phone; });
+        var html = ready.map(function (p) { return '<option>' + esc(p) + '</option>'; }).join('');
+        if (to.getAttribute('data-html') !== html) { to.innerHTML = html; to.setAttribute('data-html', html); }
+      }, function () { token = null; });
+    };
+    document.getElementById('sim_numbers').onclick = function (e) {
+      var b = e.target.closest('[data-scan]');
+      if (b) sim('POST', '/numbers/' + b.getAttribute('data-scan') + '/scan', { phone: b.getAttribute('data-phone') }).always(refresh);
+    };
+    document.getElementById('sim_send').onclick = function () {
+      var text = document.getElementById('sim_text');
+      if (!text.value || !document.getElementById('sim_to').value) return;
+      sim('POST', '/inbound', { to: document.getElementById('sim_to').value, from: from.value, name: 'Client', text: text.value }).then(function () { text.value = ''; });
+    };
+    document.getElementById('sim_read').onclick = function () { sim('POST', '/phones/' + encodeURIComponent(from.value) + '/read', {}); };
+    refresh();
+    setInterval(refresh, 2000);
+  }
+  window.__demo.simulator = simulator;
+
   $.getJSON('/demo/kommo/api/state').then(boot, function (x) { document.getElementById('work').textContent = 'Demo state unavailable: ' + x.status; });
 })();
 </script>
