@@ -23,6 +23,7 @@ import { createApp } from './http/app';
 import { LiveHub } from './http/liveHub';
 import { conversationRoutes } from './http/routes/conversations';
 import { demoRouter } from './http/routes/demo';
+import { kommoDemoRouter, type KommoDemoProvider } from './http/routes/kommoDemo';
 import { numberRoutes } from './http/routes/numbers';
 import { settingsRoutes } from './http/routes/settings';
 import { systemRouter } from './http/routes/system';
@@ -45,6 +46,8 @@ export interface StartOptions {
   engine?: WhatsAppEngine;
   /** Where the widget bundles are (default: dist/widget of the checkout). */
   widgetDir?: string;
+  /** The Kommo account behind /demo/kommo (simulator engine only): `npm run demo` and the browser tests. */
+  kommoDemo?: KommoDemoProvider;
 }
 
 export interface RunningServer {
@@ -122,7 +125,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const extra = [systemRouter({ db, dialect: db.dialect, engine, metrics, media, secret: config.SECRET_KEY, version: VERSION })];
   extra.push(kommo.router);
   extra.push(widgetAssets.router());
-  if (network) extra.push(demoRouter(widgetAssets));
+  if (network) extra.push(demoRouter(widgetAssets), kommoDemoRouter(opts.kommoDemo ?? null));
   const app = createApp({ log, metrics, tokens, apiRoutes, extra, before: [kommo.cors], version: VERSION });
 
   const server = http.createServer(app);
