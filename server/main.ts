@@ -5,6 +5,7 @@ import http from 'node:http';
 import path from 'node:path';
 import type express from 'express';
 import QRCode from 'qrcode';
+import { createBitrix24 } from './adapters/crm/bitrix24';
 import { createKommo } from './adapters/crm/kommo';
 import { createCrmRegistry } from './adapters/crm/registry';
 import { simulatorRoutes } from './adapters/whatsapp/simulator/routes';
@@ -78,7 +79,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const outbound = new OutboundService(ctx, sessions);
   sessions.attach(outbound);
   const kommo = createKommo({ config, knex: db.knex, db, sessions, tokens, live: hub, clock, log });
-  const crm = createCrmRegistry(db.knex, { kommo: kommo.adapter });
+  const worker = `${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+  const bitrix24 = createBitrix24({ config, knex: db.knex, db, sessions, tokens, clock, log, worker });
+  const crm = createCrmRegistry(db.knex, { kommo: kommo.adapter, bitrix24: bitrix24.adapter });
   const conversations = new ConversationService(ctx, crm);
   const crmJobs = new CrmJobs(ctx, crm, { media: (sha256, mimetype, filename) => media.url({ id: 0, sha256, mimetype, size: 0, filename }) });
 
@@ -88,8 +91,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     [JOB_CRM_ALERT]: crmJobs.alert(),
     [JOB_NUMBER_ALERT]: crmJobs.numberAlert(),
     ...kommo.jobs,
+    ...bitrix24.jobs,
   };
-  const worker = `${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
   const base = { worker, concurrency: 16, leaseMs: 15_000, pollMs: 1000, backoffBaseMs: 1000, backoffMaxMs: 10 * 60_000, ...opts.jobs };
   const events = {
     finished: (kind: string, outcome: 'done' | 'retry' | 'dead') => metrics.jobsFinished.inc({ kind, outcome }),
@@ -111,9 +114,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     ...streamRoutes(hub, media, openStreams),
     ...(network ? simulatorRoutes(network, db, tokens) : []),
     ...kommo.apiRoutes,
+    ...bitrix24.apiRoutes,
   ];
   const extra = [systemRouter({ db, dialect: db.dialect, engine, metrics, media, secret: config.SECRET_KEY, version: VERSION })];
   extra.push(kommo.router);
+  extra.push(bitrix24.router);
   if (network) extra.push(demoRouter());
   const app = createApp({ log, metrics, tokens, apiRoutes, extra, before: [kommo.cors], version: VERSION });
 

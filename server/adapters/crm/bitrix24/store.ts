@@ -180,6 +180,10 @@ export class Bitrix24Store {
       .merge(['name', 'is_admin', 'seen_at']);
   }
 
+  async setInstaller(portalId: number, userId: string): Promise<void> {
+    await this.knex('bitrix24_portals').where({ portal_id: portalId }).update({ installer_user_id: userId });
+  }
+
   async adminIds(portalId: number): Promise<string[]> {
     const rows = await this.knex('crm_users').where({ portal_id: portalId, is_admin: true }).select('external_id');
     return rows.map((r: Row) => String(r.external_id));
