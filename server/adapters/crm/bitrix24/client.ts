@@ -417,8 +417,11 @@ export class Bitrix24Api {
   private async send(portalId: number, lane: Lane, items: Pending[]): Promise<void> {
     let sdk: B24OAuth;
     try {
-      const p = await this.activePortal(portalId);
-      sdk = items[0]!.auth ? this.userSdk(p, items[0]!.auth) : this.sdkFor(p);
+      const auth = items[0]!.auth;
+      // A user's own token works even while the app's pair is revoked (that is how an admin reconnects).
+      const p = auth ? await this.o.store.byPortal(portalId) : await this.activePortal(portalId);
+      if (!p || p.state === 'uninstalled') throw new Bitrix24NotAuthorized('InCRM is not installed in this Bitrix24 portal');
+      sdk = auth ? this.userSdk(p, auth) : this.sdkFor(p);
     } catch (err) {
       for (const it of items) it.reject(err as Error);
       return;
