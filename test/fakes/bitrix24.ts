@@ -105,6 +105,8 @@ export class FakeBitrix24 {
     requests: 0,
     batches: 0,
     outageAnswers: 0,
+    /** Of those: QUERY_LIMIT_EXCEEDED answers (the second half of an outage). */
+    outageLimitAnswers: 0,
     expiredAnswers: 0,
     /** Requests that found the portal's bucket full (answered QUERY_LIMIT_EXCEEDED). */
     rateLimited: 0,
@@ -287,10 +289,10 @@ export class FakeBitrix24 {
     for (const t of this.refresh.values()) if (t.memberId === p.memberId) t.used = true;
   }
 
-  /** Down for `simulatedMs` (scaled by timeScale): first half 5xx (503, 500, 502), second half QUERY_LIMIT_EXCEEDED. */
+  /** Down for `simulatedMs` (scaled by timeScale): 5xx (503, 500, 502) for the first 70 %, then QUERY_LIMIT_EXCEEDED. */
   down(simulatedMs: number): void {
     const real = simulatedMs / (this.opts.timeScale ?? 1);
-    this.outage = { until: Date.now() + real, limitFrom: Date.now() + real / 2 };
+    this.outage = { until: Date.now() + real, limitFrom: Date.now() + real * 0.7 };
   }
 
   get isDown(): boolean {
@@ -387,6 +389,7 @@ export class FakeBitrix24 {
       if (this.outage && Date.now() < this.outage.until) {
         this.stats.outageAnswers++;
         if (!within) this.stats.rateLimited++;
+        if (Date.now() >= this.outage.limitFrom) this.stats.outageLimitAnswers++;
         if (Date.now() >= this.outage.limitFrom) return void res.status(503).json({ error: 'QUERY_LIMIT_EXCEEDED', error_description: 'Too many requests' });
         const n = this.stats.outageAnswers % 3;
         if (n === 0) return void res.status(500).json({ error: 'INTERNAL_SERVER_ERROR', error_description: 'Internal server error' });

@@ -475,7 +475,7 @@ export class Bitrix24Api {
       const until = Date.now() + Math.round(base * (0.8 + Math.random() * 0.4));
       if (until > lane.pausedUntil) {
         lane.pausedUntil = until;
-        lane.pauses = Math.min(lane.pauses + 1, 10);
+        lane.pauses = Math.min(lane.pauses + 1, 5); // longest pause: 32 × BITRIX24_BACKOFF_MS (60 s cap)
       }
       this.o.log.warn({ portalId, code: f.code, status: f.status, pauseMs: until - Date.now(), calls: items.length }, 'Bitrix24 refused or failed a request; portal queue paused');
       const again: Pending[] = [];
