@@ -6,6 +6,7 @@ import path from 'node:path';
 import type express from 'express';
 import QRCode from 'qrcode';
 import { createBitrix24 } from './adapters/crm/bitrix24';
+import { bitrix24DemoRouter } from './adapters/crm/bitrix24/demo';
 import { createKommo } from './adapters/crm/kommo';
 import { createCrmRegistry } from './adapters/crm/registry';
 import { simulatorRoutes } from './adapters/whatsapp/simulator/routes';
@@ -119,7 +120,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const extra = [systemRouter({ db, dialect: db.dialect, engine, metrics, media, secret: config.SECRET_KEY, version: VERSION })];
   extra.push(kommo.router);
   extra.push(bitrix24.router);
-  if (network) extra.push(demoRouter());
+  if (network) extra.push(demoRouter(), bitrix24DemoRouter(config.BITRIX24_REST_URL));
   const app = createApp({ log, metrics, tokens, apiRoutes, extra, before: [kommo.cors], version: VERSION });
 
   const server = http.createServer(app);

@@ -373,6 +373,36 @@ export class FakeBitrix24 {
         refresh_token: pair.refresh_token,
       });
     };
+    // For the emulated portal page (/demo/bitrix24): what Bitrix24's own page would know — a fresh
+    // frame token for a user, the card, and its timeline. Loopback demo only; CORS for the page.
+    const demo = express.Router();
+    demo.use((req, res, next) => {
+      res.setHeader('Access-Control-Allow-Origin', '*');
+      next();
+    });
+    demo.get('/demo/portals/:member/frame', (req, res) => {
+      const p = this.portals.get(req.params.member);
+      if (!p) return void res.status(404).json({ error: 'NOT_FOUND' });
+      const user = Number(req.query.user ?? 7);
+      res.json(this.frameForm(p, user, String(req.query.placement ?? 'CRM_DEAL_DETAIL_TAB'), { ID: String(req.query.id ?? '') }, String(req.query.lang ?? 'en')));
+    });
+    demo.get('/demo/portals/:member/card', (req, res) => {
+      const p = this.portals.get(req.params.member);
+      const deal = p?.deals.get(Number(req.query.id));
+      if (!p || !deal) return void res.status(404).json({ error: 'NOT_FOUND' });
+      const contacts = (deal.contactIds ?? []).map((id) => p.contacts.get(id)).filter(Boolean);
+      const comments = p.comments.filter((c) => (c.ENTITY_TYPE === 'deal' && c.ENTITY_ID === deal.ID) || (c.ENTITY_TYPE === 'contact' && (deal.contactIds ?? []).includes(c.ENTITY_ID)));
+      res.json({
+        domain: p.domain,
+        deal: this.itemJson('deal', deal),
+        contacts: contacts.map((c) => this.itemJson('contact', c!)),
+        timeline: comments.sort((a, b) => b.ID - a.ID).slice(0, 100),
+        notifications: p.notifications.slice(-20).reverse(),
+        users: p.users,
+      });
+    });
+    app.use(demo);
+
     app.post('/oauth/token/', oauth);
     app.get('/oauth/token/', oauth);
 
