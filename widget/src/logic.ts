@@ -34,12 +34,12 @@ export function tickFor(direction: 'in' | 'out', status: MessageStatus): Tick {
 const RANK: Record<MessageStatus, number> = { queued: 0, sent: 1, delivered: 2, read: 3, played: 4, failed: -1 };
 
 /**
- * The status to show after an update arrives. Statuses move forward only (a late `delivered`
- * after `read` is ignored); `failed` replaces anything but a later success, and a retry puts a
- * failed message back to `queued`.
+ * The status to show after an update arrives, by the server's rule (server/domain/status.ts):
+ * forward only (a late `delivered` after `read` is ignored); `failed` only from queued or sent;
+ * a retry puts a failed message back to `queued`.
  */
 export function mergeStatus(current: MessageStatus, incoming: MessageStatus): MessageStatus {
-  if (incoming === 'failed') return current === 'queued' || current === 'failed' ? 'failed' : current;
+  if (incoming === 'failed') return current === 'queued' || current === 'sent' || current === 'failed' ? 'failed' : current;
   if (current === 'failed') return incoming;
   return RANK[incoming] > RANK[current] ? incoming : current;
 }

@@ -44,6 +44,8 @@ export class PanelModel {
   private disposed = false;
   private readTimer: ReturnType<typeof setTimeout> | null = null;
   private everLive = false;
+  /** Status updates for messages not shown yet (a status can overtake the POST's answer). */
+  private readonly early = new Map<number, { status: MessageStatus; error?: string }>();
 
   constructor(
     readonly api: Api,
@@ -64,7 +66,16 @@ export class PanelModel {
     for (const l of this.listeners) l();
   }
 
+  private withEarly(m: Msg): Msg {
+    const e = this.early.get(m.id);
+    if (!e) return m;
+    this.early.delete(m.id);
+    const status = mergeStatus(m.status, e.status);
+    return { ...m, status, error: status === 'failed' ? e.error : m.error };
+  }
+
   private setThread(id: number, patch: Partial<Thread>): void {
+    if (patch.items && this.early.size) patch = { ...patch, items: patch.items.map((m) => this.withEarly(m)) };
     const old = this.state.threads[id] ?? { items: [], cursor: null, loading: false, loaded: false };
     this.set({ threads: { ...this.state.threads, [id]: { ...old, ...patch } } });
   }
@@ -346,6 +357,11 @@ export class PanelModel {
         const s = data as { messageId: number; conversationId: number; status: MessageStatus; error?: string };
         const th = this.state.threads[s.conversationId];
         if (!th) return;
+        if (!th.items.some((m) => m.id === s.messageId)) {
+          this.early.set(s.messageId, { status: s.status, error: s.error });
+          if (this.early.size > 200) this.early.delete(this.early.keys().next().value!);
+          return;
+        }
         this.setThread(s.conversationId, {
           items: th.items.map((m) => (m.id === s.messageId ? { ...m, status: mergeStatus(m.status, s.status), error: s.status === 'failed' ? s.error : m.status === 'failed' ? undefined : m.error } : m)),
         });

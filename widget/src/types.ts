@@ -1,7 +1,8 @@
 // The widget API's JSON shapes as the widget reads them (server/http/present.ts is the source).
 export type MessageStatus = 'queued' | 'sent' | 'delivered' | 'read' | 'played' | 'failed';
 export type NumberState = 'starting' | 'qr' | 'ready' | 'offline' | 'logged_out' | 'failed';
-export type EntityType = 'lead' | 'deal' | 'contact' | 'company';
+// 'phone': a portal without a CRM (simulator, console) treats the phone itself as the card.
+export type EntityType = 'lead' | 'deal' | 'contact' | 'company' | 'phone';
 
 export interface Media {
   url: string;
