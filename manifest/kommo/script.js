@@ -201,7 +201,9 @@ define(['jquery'], function ($) {
               admin: !!(tokenCache && tokenCache.admin),
               account: { id: account.id, subdomain: (self.system() || {}).subdomain },
               user: { id: user.id || (self.system() || {}).amouser_id },
-              notify: notify,
+              // No `notify`: Kommo's own notifications for new messages come from the alert queue
+              // (polled on every page, for the users the portal's settings name); the panel adding
+              // its own would show each message twice. The panel still beeps.
               fitHeight: function () {},
               openSettings: openSettings
             };
@@ -312,6 +314,8 @@ define(['jquery'], function ($) {
     }
 
     this.callbacks = {
+      // With init_once, Kommo calls render on every area change but init only once per page
+      // load, so the card's panel is mounted from here.
       render: function () {
         var a = area();
         if (AREAS[a]) {
@@ -320,22 +324,19 @@ define(['jquery'], function ($) {
             body: '<div class="' + ROOT_CLASS + '"></div>',
             render: ''
           });
-        }
-        return true;
-      },
-      init: function () {
-        var a = area();
-        if (AREAS[a]) {
           whenElement(
             function () {
-              return $('.' + ROOT_CLASS).not('[data-incrm-mounted]').get(0);
+              return $('.' + ROOT_CLASS).not('[data-incrm-mounted]').not('.' + ROOT_CLASS + '--settings').get(0);
             },
             function (el) {
               mountInto(el, 'panel');
             }
           );
         }
-        if (a === 'advanced_settings') self.callbacks.advancedSettings();
+        return true;
+      },
+      init: function () {
+        if (area() === 'advanced_settings') self.callbacks.advancedSettings();
         startAlerts();
         return true;
       },

@@ -107,6 +107,19 @@ describe('Kommo host: the widget archive in an emulated Kommo page', function ()
     await page.close();
   });
 
+  it('moving to another card (Kommo is a single-page app) unmounts the panel and mounts one for the new card', async () => {
+    const { page } = await openCard();
+    await page.locator('[data-testid=message-text]', { hasText: 'Hello, I saw your website' }).waitFor();
+    await page.evaluate((id) => (window as any).__demo.switchCard('contact', id), demo.contact.id);
+    await page.locator('.card-fields h1', { hasText: demo.contact.name }).waitFor();
+    await page.locator('[data-testid=panel-root][data-ready=true]').waitFor();
+    await page.locator(`[data-testid=conversation-item][data-phone="${CLIENT}"]`).first().waitFor();
+    expect(await page.locator('.incrm-whatsapp__root').count(), 'one panel').to.equal(1);
+    const calls = await page.evaluate(() => (window as any).__demo.callbacks.map((c: { name: string; result: unknown }) => `${c.name}:${c.result}`));
+    expect(calls).to.deep.equal(['render:true', 'init:true', 'bind_actions:true', 'destroy:true', 'render:true', 'bind_actions:true']);
+    await page.close();
+  });
+
   it('opens a card: the conversation shows; text goes sent → delivered → read; the reply appears live; notes mirror it', async () => {
     const { page } = await openCard();
     await page.locator(`[data-testid=conversation-item][data-phone="${CLIENT}"]`).first().waitFor();

@@ -155,10 +155,11 @@ export const KOMMO_DEMO_PAGE = `<!doctype html>
 
     // ---- the page for this view ------------------------------------------------------------
     var work = document.getElementById('work');
+    var loadCard = null;
     if (cardType) {
       work.innerHTML = '<div class="card-holder"><div class="card-fields" id="card_fields"></div><div class="feed"><h2>Feed</h2><div id="feed_notes"></div></div>' +
         '<div class="card-widgets" id="widgets_block"><h2>Widgets</h2></div></div>';
-      var loadCard = function () {
+      loadCard = function () {
         return $.getJSON('/demo/kommo/api/card', { type: cardType, id: cardId }).then(function (r) {
           document.getElementById('top_title').textContent = r.card.name;
           document.getElementById('card_fields').innerHTML = '<h1>' + esc(r.card.name) + '</h1>' +
@@ -245,6 +246,19 @@ export const KOMMO_DEMO_PAGE = `<!doctype html>
           call('init');
           call('bind_actions');
         }
+        // Kommo is a single-page app: going to another card destroys the widget's area and calls
+        // render again (init_once: init is not called again).
+        window.__demo.switchCard = function (type, id) {
+          call('destroy');
+          $('#widgets_block .card-widgets__widget').remove();
+          cardType = type;
+          cardId = id;
+          area = AREA[type];
+          APP.data.current_card = { id: id, element_type: ELEMENT_TYPE[type], model: null };
+          history.replaceState(null, '', link({ view: type, id: id }));
+          if (loadCard) loadCard();
+          if (call('render') === true) call('bind_actions');
+        };
         if (view === 'settings') call('settings', $('.modal-body'));
         if (view === 'advanced') call('advancedSettings');
         window.__demo.loaded = true;
