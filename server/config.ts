@@ -30,6 +30,17 @@ const schema = z.object({
   KOMMO_MAX_RPS: z.coerce.number().int().min(1).max(1000).default(7),
   BITRIX24_CLIENT_ID: z.string().min(1).optional(),
   BITRIX24_CLIENT_SECRET: z.string().min(1).optional(),
+  // The OAuth server (refresh, install proof). Default: the one Bitrix24 names in SERVER_ENDPOINT when it
+  // is a Bitrix24 OAuth host (https://oauth.bitrix.info, https://oauth.bitrix24.tech). Set: that host only.
+  BITRIX24_OAUTH_URL: z.string().regex(/^https?:\/\/[^/]+$/, 'must be http(s)://host[:port] without a path').optional(),
+  // Every portal's REST endpoint (default: the client_endpoint Bitrix24 reports, https://<portal>/rest/).
+  // Tests and the demo point it at a loopback fake.
+  BITRIX24_REST_URL: z.string().regex(/^https?:\/\/.+\/rest\/$/, 'must be a URL ending in /rest/').optional(),
+  /** Requests per second per portal (Bitrix24: 2, Enterprise 5) and the burst allowed above it (50, Enterprise 250). */
+  BITRIX24_RPS: z.coerce.number().min(0.1).max(1000).default(2),
+  BITRIX24_BURST: z.coerce.number().int().min(1).max(10000).default(50),
+  /** First pause of a portal's queue after QUERY_LIMIT_EXCEEDED, OPERATION_TIME_LIMIT or a 5xx; doubles up to 60 s. */
+  BITRIX24_BACKOFF_MS: z.coerce.number().int().min(1).max(600_000).default(2000),
   OPERATOR_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   SMTP_URL: z
     .string()

@@ -5,6 +5,8 @@ import http from 'node:http';
 import path from 'node:path';
 import type express from 'express';
 import QRCode from 'qrcode';
+import { createBitrix24 } from './adapters/crm/bitrix24';
+import { bitrix24DemoRouter } from './adapters/crm/bitrix24/demo';
 import { createKommo } from './adapters/crm/kommo';
 import { createCrmRegistry } from './adapters/crm/registry';
 import { simulatorRoutes } from './adapters/whatsapp/simulator/routes';
@@ -44,10 +46,10 @@ export interface StartOptions {
   jobs?: Partial<JobRunnerOptions>;
   /** Replace the engine chosen by WA_ENGINE (engine contract tests). */
   engine?: WhatsAppEngine;
-  /** The Kommo account behind /demo/kommo (simulator engine only): `npm run demo` and the browser tests. */
-  kommoDemo?: KommoDemoProvider;
   /** Where the widget bundles are (default: dist/widget of the checkout). */
   widgetDir?: string;
+  /** The Kommo account behind /demo/kommo (simulator engine only): `npm run demo` and the browser tests. */
+  kommoDemo?: KommoDemoProvider;
 }
 
 export interface RunningServer {
@@ -88,7 +90,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const outbound = new OutboundService(ctx, sessions);
   sessions.attach(outbound);
   const kommo = createKommo({ config, knex: db.knex, db, sessions, tokens, live: hub, clock, log });
-  const crm = createCrmRegistry(db.knex, { kommo: kommo.adapter });
+  const worker = `${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+  const bitrix24 = createBitrix24({ config, knex: db.knex, db, sessions, tokens, clock, log, worker });
+  const crm = createCrmRegistry(db.knex, { kommo: kommo.adapter, bitrix24: bitrix24.adapter });
   const conversations = new ConversationService(ctx, crm);
   const crmJobs = new CrmJobs(ctx, crm, { media: (sha256, mimetype, filename) => media.url({ id: 0, sha256, mimetype, size: 0, filename }) });
 
@@ -98,8 +102,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     [JOB_CRM_ALERT]: crmJobs.alert(),
     [JOB_NUMBER_ALERT]: crmJobs.numberAlert(),
     ...kommo.jobs,
+    ...bitrix24.jobs,
   };
-  const worker = `${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
   const base = { worker, concurrency: 16, leaseMs: 15_000, pollMs: 1000, backoffBaseMs: 1000, backoffMaxMs: 10 * 60_000, ...opts.jobs };
   const events = {
     finished: (kind: string, outcome: 'done' | 'retry' | 'dead') => metrics.jobsFinished.inc({ kind, outcome }),
@@ -121,11 +125,12 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     ...streamRoutes(hub, media, openStreams),
     ...(network ? simulatorRoutes(network, db, tokens) : []),
     ...kommo.apiRoutes,
+    ...bitrix24.apiRoutes,
   ];
   const extra = [systemRouter({ db, dialect: db.dialect, engine, metrics, media, secret: config.SECRET_KEY, version: VERSION })];
   extra.push(kommo.router);
-  extra.push(widgetAssets.router());
-  if (network) extra.push(demoRouter(widgetAssets), kommoDemoRouter(opts.kommoDemo ?? null));
+  extra.push(widgetAssets.router(), bitrix24.router);
+  if (network) extra.push(demoRouter(widgetAssets), kommoDemoRouter(opts.kommoDemo ?? null), bitrix24DemoRouter(config.BITRIX24_REST_URL));
   const app = createApp({ log, metrics, tokens, apiRoutes, extra, before: [kommo.cors], version: VERSION });
 
   const server = http.createServer(app);

@@ -34,6 +34,8 @@ export interface PortalSettings {
   unknownNumber?: 'create' | 'ignore';
   pipelineId?: string;
   stageId?: string;
+  /** Bitrix24: what is created with the contact for an unknown number (default deal). */
+  createAs?: 'deal' | 'lead';
   responsibleUserId?: string;
   mirror?: boolean;
   alertUserIds?: string[];

@@ -10,6 +10,7 @@ const settingsBody = z
     unknownNumber: z.enum(['create', 'ignore']).optional(),
     pipelineId: z.string().min(1).max(64).optional(),
     stageId: z.string().min(1).max(64).optional(),
+    createAs: z.enum(['deal', 'lead']).optional(),
     responsibleUserId: z.string().min(1).max(64).optional(),
     mirror: z.boolean().optional(),
     alertUserIds: z.array(z.string().min(1).max(64)).max(200).optional(),
