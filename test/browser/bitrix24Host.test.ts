@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import type { Browser, BrowserContext, FrameLocator, Page } from 'playwright-core';
@@ -41,13 +42,12 @@ describe('Bitrix24 host: the placement frame in an emulated Bitrix24 deal card',
   before(async function () {
     this.timeout(120_000);
     if (!chromiumPath()) this.skip(); // in CI chromiumPath() throws instead: a missing browser fails
-    const dist = path.join(__dirname, '..', '..', 'dist', 'widget', 'bitrix24.js');
-    if (!fs.existsSync(dist)) {
-      const { buildWidget } = await import('../../scripts/build-widget.mjs');
-      await buildWidget();
-    }
+    // The bundles built fresh from the sources (not whatever dist/ holds), served by the server.
+    const widgetDir = fs.mkdtempSync(path.join(os.tmpdir(), 'incrm-b24-host-'));
+    const { buildWidget } = await import('../../scripts/build-widget.mjs');
+    await buildWidget({ outDir: widgetDir });
     demo = await startDemoBitrix24({ contactPhone: CLIENT });
-    srv = await startTestServer({ ...demo.env, BITRIX24_BACKOFF_MS: '50' });
+    srv = await startTestServer({ ...demo.env, BITRIX24_BACKOFF_MS: '50' }, { widgetDir });
     expect(await demo.install(srv.url), 'install').to.equal(200);
     await waitFor(() => srv.db.knex('bitrix24_portals').where({ member_id: demo.portal.memberId }).first(), 5000, 'installed portal');
     await sim().put(`/simulator/phones/${encodeURIComponent(CLIENT)}`, { deliverAfterMs: 700, readAfterMs: null });
