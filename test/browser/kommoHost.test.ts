@@ -82,6 +82,10 @@ describe('Kommo host: the widget archive in an emulated Kommo page', function ()
     // tsx compiles the functions passed to page.evaluate with esbuild's keepNames helper.
     await ctx.addInitScript('window.__name = function (f) { return f; };');
   });
+  afterEach(async () => {
+    // A failed test leaves its page open; a stray tab would make the next one a background tab.
+    for (const p of ctx?.pages() ?? []) await p.close();
+  });
   after(async () => {
     await ctx?.close();
     await browser?.close();
@@ -140,7 +144,19 @@ describe('Kommo host: the widget archive in an emulated Kommo page', function ()
     // Mirroring: the messages become notes in the lead's feed (the host page polls the fake Kommo).
     await page.locator('.feed-note', { hasText: 'Hi Maria, thanks for writing!' }).first().waitFor({ timeout: 10_000 });
     await page.locator('.feed-note', { hasText: 'Great, can we talk tomorrow?' }).first().waitFor({ timeout: 10_000 });
+    await page.evaluate(() => document.getElementById('notifications')!.replaceChildren()); // toasts over the panel
     await shot(page, 'kommo-panel.png');
+    await page.close();
+  });
+
+  it("speaks Kommo's language, and a manager (not an admin) sees the settings read-only", async () => {
+    const { page } = await openCard('&lang=ru&user=502');
+    await page.locator('[data-testid=composer-input][placeholder="Введите сообщение"]').waitFor();
+    await page.goto(`${srv.url}/demo/kommo?view=settings&user=502`);
+    await page.locator('[data-testid=settings-root][data-ready=true]').waitFor({ timeout: 15_000 });
+    await page.locator(`[data-testid=number-row][data-number-id="${numberA}"]`).waitFor();
+    expect(await page.locator('[data-testid=connect-button]').count(), 'no connect button for a manager').to.equal(0);
+    expect(await page.locator('[data-testid=disconnect-button]').count(), 'no disconnect button for a manager').to.equal(0);
     await page.close();
   });
 
