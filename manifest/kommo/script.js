@@ -29,7 +29,8 @@ define(['jquery'], function ($) {
 
   return function () {
     var self = this;
-    var tokenCache = null; // {token, expiresAt(ms), admin, promise}
+    var tokenCache = null; // {token, expiresAt(ms), promise}
+    var isAdmin = false; // as the server read it from Kommo's token
     var appPromise = null;
     var mounted = []; // {root, dispose}
     var alertTimer = null;
@@ -104,8 +105,12 @@ define(['jquery'], function ($) {
       var p = new Promise(function (resolve, reject) {
         var req = self.$authorizedAjax({ url: server + '/kommo/token', method: 'POST', type: 'POST', dataType: 'json' });
         var ok = function (body) {
-          if (!body || !body.token) return reject(new Error('token'));
-          tokenCache = { token: body.token, expiresAt: Date.parse(body.expiresAt) || now + 600000, admin: !!body.admin, promise: null };
+          if (!body || !body.token) {
+            tokenCache = null;
+            return reject(new Error('token'));
+          }
+          isAdmin = !!body.admin;
+          tokenCache = { token: body.token, expiresAt: Date.parse(body.expiresAt) || now + 600000, promise: null };
           resolve({ token: body.token, expiresAt: body.expiresAt });
         };
         var fail = function (xhr) {
@@ -118,7 +123,7 @@ define(['jquery'], function ($) {
         else if (req && typeof req.then === 'function') req.then(ok, fail);
         else fail(null);
       });
-      tokenCache = { token: null, expiresAt: 0, admin: false, promise: p };
+      tokenCache = { token: null, expiresAt: 0, promise: p };
       return p;
     }
 
@@ -198,7 +203,7 @@ define(['jquery'], function ($) {
               apiBase: serverUrl(),
               getToken: getToken,
               entity: view === 'panel' ? entity() : null,
-              admin: !!(tokenCache && tokenCache.admin),
+              admin: isAdmin,
               account: { id: account.id, subdomain: (self.system() || {}).subdomain },
               user: { id: user.id || (self.system() || {}).amouser_id },
               // No `notify`: Kommo's own notifications for new messages come from the alert queue
