@@ -110,12 +110,24 @@ describe('widget (standalone bundle) in Chromium', function () {
     await page.locator(`[data-testid=conversation-item][data-phone="${other}"][aria-selected=true]`).waitFor();
     await page.locator('[data-testid=composer-input]').fill('Are you there?');
     await page.locator('[data-testid=send-button]').click();
-    await page.locator('[data-testid=message][data-status=failed]', { hasText: 'Are you there?' }).waitFor();
+    await page.locator('[data-testid=message][data-status=failed]', { hasText: 'Are you there?' }).waitFor({ timeout: 8000 }).catch(async (err) => {
+      const dom = await page.locator('[data-testid=message]').evaluateAll((els) => els.map((e) => `${e.getAttribute('data-id')}:${e.getAttribute('data-status')}:${e.textContent}`));
+      const convs = (await p.user.get(`/conversations?phone=${encodeURIComponent(other)}`)).body.items;
+      const msgs = convs[0] ? (await p.user.get(`/conversations/${convs[0].id}/messages`)).body.items : [];
+      console.error('DEBUG dom', dom, 'api', JSON.stringify(msgs.map((m: any) => [m.id, m.status, m.text])));
+      throw err;
+    });
     await anon.put(`/simulator/phones/${encodeURIComponent(other)}`, { registered: true });
     await page.locator('[data-testid=retry-button]').click();
     await page.locator('[data-testid=message][data-status=delivered], [data-testid=message][data-status=read]').filter({ hasText: 'Are you there?' }).waitFor();
     const got = (await anon.get(`/simulator/delivered?phone=${encodeURIComponent(other)}`)).body.items as { text: string }[];
     expect(got.filter((m) => m.text === 'Are you there?')).to.have.length(1);
+
+    // Our number is unlinked from the phone: the panel says so.
+    await anon.post(`/simulator/numbers/${p.numberId}/unlink`, {});
+    await page.locator('[data-testid=banner][data-kind=logged-out]').waitFor();
+    fs.mkdirSync(SCREENSHOTS, { recursive: true });
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'widget-standalone-panel-media.png') });
     await page.close();
   });
 

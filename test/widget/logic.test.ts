@@ -35,6 +35,11 @@ describe('widget logic', () => {
       expect(list.map((m) => m.id)).to.deep.equal([1, 2, -1]);
       expect(list[1]!.status).to.equal('read');
       expect(upsertMessages([], [msg(-1, 'x'), msg(-2, 'x')]).map((m) => m.id)).to.deep.equal([-1, -2]);
+      // A POST answer (queued) arriving after the stream said failed does not hide the failure;
+      // the retry's own answer does move it back to queued.
+      const failed = [{ ...msg(5, 'x', 'failed'), error: 'not on WhatsApp' }];
+      expect(upsertMessages(failed, [msg(5, 'x', 'queued')])[0]).to.include({ status: 'failed', error: 'not on WhatsApp' });
+      expect(upsertMessages(failed, [msg(5, 'x', 'queued')], true)[0]!.status).to.equal('queued');
     });
   });
 

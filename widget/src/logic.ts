@@ -85,14 +85,22 @@ export function relativeDay(iso: string, now: Date): 'today' | 'yesterday' | nul
 
 /**
  * Inserts or updates messages by id and keeps the list ordered (oldest first). A message we
- * already hold keeps the most advanced status.
+ * already hold keeps the most advanced status. A snapshot (a POST's answer, a stream `message`
+ * event, a page) can be older than a status event already applied: its `queued` never undoes a
+ * `failed` — only a retry's own answer (`retried`) moves a failed message back to queued.
  */
-export function upsertMessages(list: Msg[], incoming: Msg[]): Msg[] {
+export function upsertMessages(list: Msg[], incoming: Msg[], retried = false): Msg[] {
   const byId = new Map<number, Msg>();
   for (const m of list) byId.set(m.id, m);
   for (const m of incoming) {
     const old = byId.get(m.id);
-    byId.set(m.id, old ? { ...old, ...m, status: mergeStatus(old.status, m.status), localUrl: old.localUrl ?? m.localUrl } : m);
+    if (!old) {
+      byId.set(m.id, m);
+      continue;
+    }
+    const stale = old.status === 'failed' && m.status === 'queued' && !retried;
+    const status = stale ? 'failed' : mergeStatus(old.status, m.status);
+    byId.set(m.id, { ...old, ...m, status, error: status === 'failed' ? (m.status === 'failed' ? m.error : old.error) : undefined, localUrl: old.localUrl ?? m.localUrl, key: old.key ?? m.key });
   }
   return [...byId.values()].sort((a, b) => order(a) - order(b));
 }

@@ -244,7 +244,8 @@ export class PanelModel {
     }
     try {
       const fresh = await this.api.post<Msg>(`/messages/${m.id}/retry`);
-      this.upsert(fresh);
+      const th = this.state.threads[fresh.conversationId];
+      if (th) this.setThread(fresh.conversationId, { items: upsertMessages(th.items, [fresh], true) });
     } catch (err) {
       this.refused(err);
       this.set({ notice: messageOf(err, this.t) });

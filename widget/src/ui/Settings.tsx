@@ -10,6 +10,8 @@ import { Stream } from '../stream';
 import type { CrmOptions, Licence, PortalSettings, WaNumber } from '../types';
 
 interface Loaded {
+  /** The server's word on the caller (the host's flag is only a hint before it answers). */
+  admin: boolean;
   numbers: WaNumber[];
   settings: PortalSettings;
   crm: string;
@@ -23,6 +25,7 @@ export function Settings({ api, host, t, lang }: { api: Api; host: Host; t: T; l
   const [confirm, setConfirm] = useState<WaNumber | null>(null);
   const [busy, setBusy] = useState(false);
   const locale = LOCALES[lang];
+  const admin = d?.admin ?? host.admin;
 
   const load = async () => {
     try {
@@ -34,7 +37,7 @@ export function Settings({ api, host, t, lang }: { api: Api; host: Host; t: T; l
       const admin = s.user.admin;
       let options: CrmOptions | null = null;
       if (admin && (s.portal.crm === 'kommo' || s.portal.crm === 'bitrix24')) options = await optional(api.get<CrmOptions>(`/${s.portal.crm}/options`)).catch(() => null);
-      setD({ numbers: numbers.items, settings: s.settings, crm: s.portal.crm, licence, options });
+      setD({ admin, numbers: numbers.items, settings: s.settings, crm: s.portal.crm, licence, options });
       setError(null);
     } catch (err) {
       setError(messageOf(err, t));
@@ -83,7 +86,7 @@ export function Settings({ api, host, t, lang }: { api: Api; host: Host; t: T; l
   return (
     <div class="ic settings" data-testid="settings-root" data-ready={d ? 'true' : 'false'}>
       {error && <div class="banner err" role="alert">{error}</div>}
-      {!host.admin && <div class="banner info">{t('settings.readOnly')}</div>}
+      {!admin && <div class="banner info">{t('settings.readOnly')}</div>}
       {!d ? (
         <div class="center">{error ? '' : t('panel.loading')}</div>
       ) : (
@@ -92,17 +95,17 @@ export function Settings({ api, host, t, lang }: { api: Api; host: Host; t: T; l
             <h3 class="sec-t">{t('settings.numbers')}</h3>
             {d.numbers.length === 0 && <p class="note">{t('settings.noNumbers')}</p>}
             {d.numbers.map((n) => (
-              <NumberRow key={n.id} n={n} t={t} admin={host.admin} busy={busy} onDisconnect={() => setConfirm(n)} onRestart={() => act(() => api.post(`/numbers/${n.id}/restart`))} />
+              <NumberRow key={n.id} n={n} t={t} admin={admin} busy={busy} onDisconnect={() => setConfirm(n)} onRestart={() => act(() => api.post(`/numbers/${n.id}/restart`))} />
             ))}
-            {host.admin && (
+            {admin && (
               <button type="button" class="btn" data-testid="connect-button" disabled={busy} onClick={() => void connect()}>
                 {t('settings.connect')}
               </button>
             )}
           </div>
-          <Options api={api} t={t} admin={host.admin} crm={d.crm} settings={d.settings} options={d.options} onError={setError} />
+          <Options api={api} t={t} admin={admin} crm={d.crm} settings={d.settings} options={d.options} onError={setError} />
           {d.licence && <LicenceBox l={d.licence} t={t} locale={locale} />}
-          {host.admin && <LinkBox api={api} t={t} locale={locale} />}
+          {admin && <LinkBox api={api} t={t} locale={locale} />}
         </>
       )}
       {confirm && (
