@@ -29,7 +29,8 @@ define(['jquery'], function ($) {
 
   return function () {
     var self = this;
-    var tokenCache = null; // {token, expiresAt(ms), admin, promise}
+    var tokenCache = null; // {token, expiresAt(ms), promise}
+    var isAdmin = false; // as the server read it from Kommo's token
     var appPromise = null;
     var mounted = []; // {root, dispose}
     var alertTimer = null;
@@ -104,8 +105,12 @@ define(['jquery'], function ($) {
       var p = new Promise(function (resolve, reject) {
         var req = self.$authorizedAjax({ url: server + '/kommo/token', method: 'POST', type: 'POST', dataType: 'json' });
         var ok = function (body) {
-          if (!body || !body.token) return reject(new Error('token'));
-          tokenCache = { token: body.token, expiresAt: Date.parse(body.expiresAt) || now + 600000, admin: !!body.admin, promise: null };
+          if (!body || !body.token) {
+            tokenCache = null;
+            return reject(new Error('token'));
+          }
+          isAdmin = !!body.admin;
+          tokenCache = { token: body.token, expiresAt: Date.parse(body.expiresAt) || now + 600000, promise: null };
           resolve({ token: body.token, expiresAt: body.expiresAt });
         };
         var fail = function (xhr) {
@@ -118,7 +123,7 @@ define(['jquery'], function ($) {
         else if (req && typeof req.then === 'function') req.then(ok, fail);
         else fail(null);
       });
-      tokenCache = { token: null, expiresAt: 0, admin: false, promise: p };
+      tokenCache = { token: null, expiresAt: 0, promise: p };
       return p;
     }
 
@@ -198,10 +203,12 @@ define(['jquery'], function ($) {
               apiBase: serverUrl(),
               getToken: getToken,
               entity: view === 'panel' ? entity() : null,
-              admin: !!(tokenCache && tokenCache.admin),
+              admin: isAdmin,
               account: { id: account.id, subdomain: (self.system() || {}).subdomain },
               user: { id: user.id || (self.system() || {}).amouser_id },
-              notify: notify,
+              // No `notify`: Kommo's own notifications for new messages come from the alert queue
+              // (polled on every page, for the users the portal's settings name); the panel adding
+              // its own would show each message twice. The panel still beeps.
               fitHeight: function () {},
               openSettings: openSettings
             };
@@ -312,6 +319,8 @@ define(['jquery'], function ($) {
     }
 
     this.callbacks = {
+      // With init_once, Kommo calls render on every area change but init only once per page
+      // load, so the card's panel is mounted from here.
       render: function () {
         var a = area();
         if (AREAS[a]) {
@@ -320,22 +329,19 @@ define(['jquery'], function ($) {
             body: '<div class="' + ROOT_CLASS + '"></div>',
             render: ''
           });
-        }
-        return true;
-      },
-      init: function () {
-        var a = area();
-        if (AREAS[a]) {
           whenElement(
             function () {
-              return $('.' + ROOT_CLASS).not('[data-incrm-mounted]').get(0);
+              return $('.' + ROOT_CLASS).not('[data-incrm-mounted]').not('.' + ROOT_CLASS + '--settings').get(0);
             },
             function (el) {
               mountInto(el, 'panel');
             }
           );
         }
-        if (a === 'advanced_settings') self.callbacks.advancedSettings();
+        return true;
+      },
+      init: function () {
+        if (area() === 'advanced_settings') self.callbacks.advancedSettings();
         startAlerts();
         return true;
       },

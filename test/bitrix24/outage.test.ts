@@ -58,10 +58,11 @@ for (const database of testDatabases()) {
       expect(Number(dead[0]!.n)).to.equal(0);
       // Never over the portal's bucket, before, during or after the outage.
       expect(w.fake.stats.rateLimited).to.equal(0);
+      expect(w.fake.stats.maxLevel).to.be.at.most(50);
       const peak = w.fake.peakPerSecond(w.portal.memberId);
       process.stdout.write(
         `      figures: ${w.fake.stats.requests} requests (${w.fake.stats.batches} batches) for 600 comments + alerts in ${(took / 1000).toFixed(1)} s; ` +
-          `peak ${peak} req in one second (bucket 2/s, burst 50); ${w.fake.stats.outageAnswers} outage answers (${w.fake.stats.outageLimitAnswers} QUERY_LIMIT_EXCEEDED); 0 over the limit\n`,
+          `peak ${peak} req in one whole second, fullest bucket ${w.fake.stats.maxLevel.toFixed(1)}/50 (drain 2/s); ${w.fake.stats.outageAnswers} outage answers (${w.fake.stats.outageLimitAnswers} QUERY_LIMIT_EXCEEDED); 0 over the limit\n`,
       );
     });
   });

@@ -82,6 +82,10 @@ describe('Kommo host: the widget archive in an emulated Kommo page', function ()
     // tsx compiles the functions passed to page.evaluate with esbuild's keepNames helper.
     await ctx.addInitScript('window.__name = function (f) { return f; };');
   });
+  afterEach(async () => {
+    // A failed test leaves its page open; a stray tab would make the next one a background tab.
+    for (const p of ctx?.pages() ?? []) await p.close();
+  });
   after(async () => {
     await ctx?.close();
     await browser?.close();
@@ -107,6 +111,19 @@ describe('Kommo host: the widget archive in an emulated Kommo page', function ()
     await page.close();
   });
 
+  it('moving to another card (Kommo is a single-page app) unmounts the panel and mounts one for the new card', async () => {
+    const { page } = await openCard();
+    await page.locator('[data-testid=message-text]', { hasText: 'Hello, I saw your website' }).waitFor();
+    await page.evaluate((id) => (window as any).__demo.switchCard('contact', id), demo.contact.id);
+    await page.locator('.card-fields h1', { hasText: demo.contact.name }).waitFor();
+    await page.locator('[data-testid=panel-root][data-ready=true]').waitFor();
+    await page.locator(`[data-testid=conversation-item][data-phone="${CLIENT}"]`).first().waitFor();
+    expect(await page.locator('.incrm-whatsapp__root').count(), 'one panel').to.equal(1);
+    const calls = await page.evaluate(() => (window as any).__demo.callbacks.map((c: { name: string; result: unknown }) => `${c.name}:${c.result}`));
+    expect(calls).to.deep.equal(['render:true', 'init:true', 'bind_actions:true', 'destroy:true', 'render:true', 'bind_actions:true']);
+    await page.close();
+  });
+
   it('opens a card: the conversation shows; text goes sent → delivered → read; the reply appears live; notes mirror it', async () => {
     const { page } = await openCard();
     await page.locator(`[data-testid=conversation-item][data-phone="${CLIENT}"]`).first().waitFor();
@@ -127,7 +144,19 @@ describe('Kommo host: the widget archive in an emulated Kommo page', function ()
     // Mirroring: the messages become notes in the lead's feed (the host page polls the fake Kommo).
     await page.locator('.feed-note', { hasText: 'Hi Maria, thanks for writing!' }).first().waitFor({ timeout: 10_000 });
     await page.locator('.feed-note', { hasText: 'Great, can we talk tomorrow?' }).first().waitFor({ timeout: 10_000 });
+    await page.evaluate(() => document.getElementById('notifications')!.replaceChildren()); // toasts over the panel
     await shot(page, 'kommo-panel.png');
+    await page.close();
+  });
+
+  it("speaks Kommo's language, and a manager (not an admin) sees the settings read-only", async () => {
+    const { page } = await openCard('&lang=ru&user=502');
+    await page.locator('[data-testid=composer-input][placeholder="Введите сообщение"]').waitFor();
+    await page.goto(`${srv.url}/demo/kommo?view=settings&user=502`);
+    await page.locator('[data-testid=settings-root][data-ready=true]').waitFor({ timeout: 15_000 });
+    await page.locator(`[data-testid=number-row][data-number-id="${numberA}"]`).waitFor();
+    expect(await page.locator('[data-testid=connect-button]').count(), 'no connect button for a manager').to.equal(0);
+    expect(await page.locator('[data-testid=disconnect-button]').count(), 'no disconnect button for a manager').to.equal(0);
     await page.close();
   });
 

@@ -111,6 +111,8 @@ export class FakeBitrix24 {
     /** Requests that found the portal's bucket full (answered QUERY_LIMIT_EXCEEDED). */
     rateLimited: 0,
     writesFailedAfterDoing: 0,
+    /** Fullest any portal's leaky bucket got (requests; the limit is `burst`). */
+    maxLevel: 0,
   };
   /** Requests per portal per whole second (epoch seconds). */
   readonly perSecond = new Map<string, Map<number, number>>();
@@ -289,14 +291,23 @@ export class FakeBitrix24 {
     for (const t of this.refresh.values()) if (t.memberId === p.memberId) t.used = true;
   }
 
-  /** Down for `simulatedMs` (scaled by timeScale): 5xx (503, 500, 502) for the first 70 %, then QUERY_LIMIT_EXCEEDED. */
+  /** Down for `simulatedMs` (scaled by timeScale) from the next request: 5xx (503, 500, 502) for the first half, then QUERY_LIMIT_EXCEEDED. */
   down(simulatedMs: number): void {
-    const real = simulatedMs / (this.opts.timeScale ?? 1);
-    this.outage = { until: Date.now() + real, limitFrom: Date.now() + real * 0.7 };
+    // The clock starts with the first request that meets the outage, so a slow machine still sees both phases.
+    this.pendingOutage = simulatedMs / (this.opts.timeScale ?? 1);
+  }
+
+  private pendingOutage: number | null = null;
+
+  private startOutage(): void {
+    if (this.pendingOutage === null) return;
+    const real = this.pendingOutage;
+    this.pendingOutage = null;
+    this.outage = { until: Date.now() + real, limitFrom: Date.now() + real / 2 };
   }
 
   get isDown(): boolean {
-    return this.outage !== null && Date.now() < this.outage.until;
+    return this.pendingOutage !== null || (this.outage !== null && Date.now() < this.outage.until);
   }
 
   /** The next `n` creating calls (`*.add`) are carried out and then answered 500, as a proxy timeout would. */
@@ -328,6 +339,7 @@ export class FakeBitrix24 {
     // Small tolerance for timer rounding between two processes' clocks.
     if (b.level + 1 > burst + 0.05) return false;
     b.level += 1;
+    this.stats.maxLevel = Math.max(this.stats.maxLevel, b.level);
     return true;
   }
 
@@ -416,6 +428,7 @@ export class FakeBitrix24 {
       const p = this.portals.get(t.memberId)!;
       this.stats.requests++;
       const within = this.count(p.memberId);
+      this.startOutage();
       if (this.outage && Date.now() < this.outage.until) {
         this.stats.outageAnswers++;
         if (!within) this.stats.rateLimited++;

@@ -123,6 +123,9 @@ describe('Kommo: install, tokens, widget proof, uninstall', function () {
     expect((await fetch(`${w.srv.url}/kommo/token`, { method: 'POST' })).status).to.equal(401);
     // From another account's page: refused even with a good token.
     expect((await post(w.fake.widgetJwt(w.acc.domain, 501), 'https://other.kommo.com')).status).to.equal(403);
+    // From any other site too; only the server's own pages (the demo's emulated Kommo) are let through.
+    expect((await post(w.fake.widgetJwt(w.acc.domain, 501), 'http://evil.example.test')).status).to.equal(403);
+    expect((await post(w.fake.widgetJwt(w.acc.domain, 501), w.srv.url)).status).to.equal(200);
   });
 
   it('answers CORS only to the account own origin', async () => {

@@ -64,7 +64,7 @@ export const KOMMO_DEMO_PAGE = `<!doctype html>
  <div id="work"></div>
 </div>
 <div id="notifications"></div>
-<div id="phone_sim"><button type="button" id="sim_toggle">📱 Phone simulator (demo only)</button><div class="sim-body">
+<div id="phone_sim"><button type="button" id="sim_toggle">Phone simulator (demo only) ▾</button><div class="sim-body">
  <div id="sim_numbers"></div>
  <div class="sim-row"><select id="sim_to" aria-label="to number"></select></div>
  <div class="sim-row"><select id="sim_from" aria-label="client phone"></select></div>
@@ -83,7 +83,8 @@ export const KOMMO_DEMO_PAGE = `<!doctype html>
   var AREA = { lead: 'lcard', contact: 'ccard', company: 'comcard', settings: 'settings', advanced: 'advanced_settings' };
   var ELEMENT_TYPE = { lead: 2, contact: 1, company: 3 };
   var area = AREA[view] || 'dashboard';
-  if (q.get('hostile') === '1') {
+  var hostile = q.get('hostile') === '1';
+  if (hostile) {
     // What a careless Kommo page (or another widget) might do to everything on the page.
     document.getElementById('hostile').textContent =
       '* { font-family: "Times New Roman", serif !important; color: red !important; letter-spacing: 1px !important; box-sizing: content-box !important }' +
@@ -155,16 +156,17 @@ export const KOMMO_DEMO_PAGE = `<!doctype html>
 
     // ---- the page for this view ------------------------------------------------------------
     var work = document.getElementById('work');
+    var loadCard = null;
     if (cardType) {
       work.innerHTML = '<div class="card-holder"><div class="card-fields" id="card_fields"></div><div class="feed"><h2>Feed</h2><div id="feed_notes"></div></div>' +
         '<div class="card-widgets" id="widgets_block"><h2>Widgets</h2></div></div>';
-      var loadCard = function () {
+      loadCard = function () {
         return $.getJSON('/demo/kommo/api/card', { type: cardType, id: cardId }).then(function (r) {
           document.getElementById('top_title').textContent = r.card.name;
           document.getElementById('card_fields').innerHTML = '<h1>' + esc(r.card.name) + '</h1>' +
             r.card.fields.map(function (f) { return '<div class="field"><span>' + esc(f.label) + '</span><span>' + esc(f.value) + '</span></div>'; }).join('') +
             '<div class="linked"><h2 style="margin-top:16px">Linked</h2>' + r.card.links.map(function (l) { return '<a href="' + esc(link({ view: l.type, id: l.id })) + '">' + esc(l.type + ': ' + l.name) + '</a>'; }).join('') + '</div>' +
-            '<div class="host-probe"><p class="host-text">Host text</p><button class="host-button" type="button">Host button</button></div>';
+            (hostile ? '<div class="host-probe"><p class="host-text">Host text</p><button class="host-button" type="button">Host button</button></div>' : '');
           var html = r.notes.map(function (n) {
             return '<div class="feed-note" data-note-id="' + n.id + '"><small>' + esc(new Date(n.createdAt * 1000).toLocaleString()) + ' · ' + esc(n.noteType) + '</small>' + esc(n.text) + '</div>';
           }).join('') || '<div class="feed-note"><small>No notes yet</small></div>';
@@ -245,6 +247,19 @@ export const KOMMO_DEMO_PAGE = `<!doctype html>
           call('init');
           call('bind_actions');
         }
+        // Kommo is a single-page app: going to another card destroys the widget's area and calls
+        // render again (init_once: init is not called again).
+        window.__demo.switchCard = function (type, id) {
+          call('destroy');
+          $('#widgets_block .card-widgets__widget').remove();
+          cardType = type;
+          cardId = id;
+          area = AREA[type];
+          APP.data.current_card = { id: id, element_type: ELEMENT_TYPE[type], model: null };
+          history.replaceState(null, '', link({ view: type, id: id }));
+          if (loadCard) loadCard();
+          if (call('render') === true) call('bind_actions');
+        };
         if (view === 'settings') call('settings', $('.modal-body'));
         if (view === 'advanced') call('advancedSettings');
         window.__demo.loaded = true;

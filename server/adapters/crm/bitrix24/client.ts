@@ -171,7 +171,16 @@ export class Bitrix24Api {
   /** HTTP requests sent to portals' REST endpoints, by portal. */
   readonly requestCount = new Map<number, number>();
 
-  constructor(private readonly o: Bitrix24ApiOptions) {}
+  /**
+   * Our bucket is two requests smaller than the portal's: Bitrix24 counts arrivals, we count
+   * departures, and a request that takes longer on the way than the next one would otherwise
+   * land two in one slot when the bucket is full.
+   */
+  private readonly burst: number;
+
+  constructor(private readonly o: Bitrix24ApiOptions) {
+    this.burst = Math.max(1, o.burst - 2);
+  }
 
   // ------------------------------------------------------------------ endpoints
 
@@ -364,7 +373,7 @@ export class Bitrix24Api {
   private lane(portalId: number): Lane {
     let l = this.lanes.get(portalId);
     if (!l) {
-      l = new Lane(this.o.burst);
+      l = new Lane(this.burst);
       this.lanes.set(portalId, l);
     }
     return l;
@@ -393,7 +402,7 @@ export class Bitrix24Api {
     while (lane.queue.length > 0 && lane.inFlight < MAX_IN_FLIGHT) {
       const now = Date.now();
       if (lane.pausedUntil > now) return this.wake(portalId, lane, lane.pausedUntil - now);
-      lane.tokens = Math.min(this.o.burst, lane.tokens + ((now - lane.at) * this.o.rps) / 1000);
+      lane.tokens = Math.min(this.burst, lane.tokens + ((now - lane.at) * this.o.rps) / 1000);
       lane.at = now;
       if (lane.tokens < 1) return this.wake(portalId, lane, Math.ceil(((1 - lane.tokens) * 1000) / this.o.rps));
       lane.tokens -= 1;

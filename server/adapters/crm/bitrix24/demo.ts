@@ -57,23 +57,26 @@ function page(o: { fake: string; member: string; deal: string; user: string; lan
  <div class="card">
   <div class="tabs"><button id="tabGeneral">General</button><button id="tabWa" class="on">WhatsApp</button></div>
   <div id="general" hidden>Deal fields live on the left.</div>
-  <div id="wa"><iframe id="frame" title="InCRM"></iframe></div>
+  <div id="wa"></div>
   <form id="placementForm" method="post" target="" action=""></form>
  </div>
 </main>
 <script>
 (function () {
   var cfg = ${cfg};
-  var frame = document.getElementById('frame');
   var form = document.getElementById('placementForm');
   var appSid = Math.random().toString(16).slice(2) + Math.random().toString(16).slice(2);
+  // Bitrix24 names the frame "DOMAIN|PROTOCOL|APP_SID": b24jssdk reads it to know its parent.
+  // The name is set before the frame exists, so it is the frame's browsing-context name.
+  var frame = document.createElement('iframe');
+  frame.id = 'frame'; frame.title = 'InCRM';
+  frame.name = location.host + '|' + (location.protocol === 'https:' ? 1 : 0) + '|' + appSid;
+  document.getElementById('wa').appendChild(frame);
   var current = null; // the form fields last posted into the frame (the frame's auth)
   var logBox = document.getElementById('log');
   function log(s) { var d = document.createElement('div'); d.textContent = s; logBox.prepend(d); }
   function text(el, s) { document.getElementById(el).textContent = s; }
 
-  // Bitrix24 names the frame "DOMAIN|PROTOCOL|APP_SID": b24jssdk reads it to know its parent.
-  frame.name = location.host + '|' + (location.protocol === 'https:' ? 1 : 0) + '|' + appSid;
   form.target = frame.name;
 
   function fetchFrameForm(placement, id) {
