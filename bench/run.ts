@@ -9,7 +9,9 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import express from 'express';
 import knexFactory from 'knex';
 import type { RunningServer } from '../server/main';
+import { launchBrowser } from '../test/helpers/browser';
 import { client, portalWithNumber, startTestServer, tempDir, waitFor } from '../test/helpers/server';
+import { ensureWidgetBuilt } from '../test/helpers/widget';
 
 interface Row {
   name: string;
@@ -261,6 +263,68 @@ async function historyPage(srv: RunningServer, p: Awaited<ReturnType<typeof port
   latencyRows('history page of 50 from 100,000 messages (HTTP)', api, bare, 'bare SQLite SELECT', 5);
 }
 
+// ------------------------------------------------------------------ widget
+
+// Runs in the page (a string: tsx's helpers must not leak into the browser). Mounts the panel
+// into a fresh shadow root and resolves with the ms until it is data-ready with messages shown.
+const MOUNT_AND_WAIT = `({ token, phone }) => new Promise((resolve, reject) => {
+  if (window.__benchLast) window.__benchLast.unmount();
+  const el = document.createElement('div');
+  document.body.appendChild(el);
+  const host = { lang: 'en', apiBase: location.origin, admin: false, entity: { type: 'phone', id: phone }, getToken: async () => ({ token, expiresAt: Date.now() + 3600e3 }) };
+  const start = performance.now();
+  const root = el.attachShadow({ mode: 'open' });
+  const obs = new MutationObserver(() => {
+    const r = root.querySelector('[data-testid=panel-root]');
+    if (r && r.getAttribute('data-ready') === 'true' && root.querySelector('[data-testid=message]')) {
+      obs.disconnect();
+      resolve(performance.now() - start);
+    }
+  });
+  obs.observe(root, { subtree: true, attributes: true, childList: true });
+  window.__benchLast = window.InCRMWidget.mount(root, host, 'panel');
+  setTimeout(() => reject(new Error('panel not ready in 10 s')), 10000);
+})`;
+
+async function widgetBench(srv: RunningServer, p: Awaited<ReturnType<typeof portalWithNumber>>): Promise<void> {
+  await ensureWidgetBuilt();
+  const { buildWidget } = await import('../scripts/build-widget.mjs');
+  for (const b of await buildWidget({ root: ROOT })) {
+    const kb = (n: number) => +(n / 1024).toFixed(1);
+    rows.push({ name: `widget bundle ${b.file}, gzip (raw ${kb(b.raw)} KB)`, value: kb(b.gzip), unit: 'KB', baseline: null, baselineName: '', target: b.budget ? `≤ ${kb(b.budget)} KB` : 'info', pass: b.budget ? b.gzip <= b.budget : null });
+  }
+
+  // A card with history: 60 messages with its phone, the conversation the panel opens.
+  const phone = '+15551666666';
+  for (let i = 0; i < 60; i++) srv.network!.inbound({ to: p.numberPhone, from: phone, text: `bench history ${i}`, waMessageId: `WB-${i}` });
+  await waitFor(async () => (await p.user.get(`/conversations?phone=${encodeURIComponent(phone)}`)).body.items[0]?.lastMessage?.text === 'bench history 59', 10_000, 'history');
+
+  const browser = await launchBrowser();
+  try {
+    const page = await browser.newPage({ viewport: { width: 900, height: 700 } });
+    // Page load → data-ready of the standalone bundle (script fetch and parse included), once.
+    const t0 = Date.now();
+    await page.goto(`${srv.url}/demo/widget#token=${p.userToken}&admin=0&phone=${encodeURIComponent(phone)}`);
+    await page.locator('[data-testid=panel-root][data-ready=true]').waitFor();
+    const cold = Date.now() - t0;
+
+    // mount() → data-ready, 20 times on the loaded page (the Kommo bundle: what script.js calls).
+    await page.addScriptTag({ url: srv.widgetAssets.url('kommo.js') });
+    const N = 22;
+    const times: number[] = [];
+    for (let i = 0; i < N; i++) {
+      const ms = (await page.evaluate(`(${MOUNT_AND_WAIT})(${JSON.stringify({ token: p.userToken, phone })})`)) as number;
+      if (i >= 2) times.push(ms); // two warm-up mounts (JIT, connection pool)
+      if (process.env.BENCH_DEBUG) console.log("mount", i, ms.toFixed(1));
+    }
+    rows.push({ name: `widget: mount → panel data-ready (${times.length} mounts), median`, value: +quantile(times, 0.5).toFixed(1), unit: 'ms', baseline: null, baselineName: '', target: '≤ 300 ms', pass: quantile(times, 0.5) <= 300 });
+    rows.push({ name: 'widget: mount → panel data-ready, p95', value: +quantile(times, 0.95).toFixed(1), unit: 'ms', baseline: null, baselineName: '', target: '≤ 300 ms', pass: quantile(times, 0.95) <= 300 });
+    rows.push({ name: 'widget: page load → panel data-ready (cold, script included)', value: cold, unit: 'ms', baseline: null, baselineName: '', target: 'info', pass: null });
+  } finally {
+    await browser.close();
+  }
+}
+
 // ------------------------------------------------------------------ memory
 
 function rssOf(pid: number): number {
@@ -314,6 +378,8 @@ async function main(): Promise<void> {
     // previous phase's CRM backlog (the send lane keeps sends apart from it, but the SQLite
     // connection is shared: with ~2,000 background jobs running, outbound p99 was ~33 ms).
     const drained = () => waitFor(async () => Number((await srv.db.knex('jobs').count({ n: '*' }))[0]!.n) === 0, 300_000, 'jobs drained');
+    if (want('widget')) await widgetBench(srv, p);
+    await drained();
     if (want('inbound')) await inboundThroughput(srv, p);
     if (want('sse')) await sseLatency(srv, p);
     await drained();

@@ -25,10 +25,12 @@ import { createApp } from './http/app';
 import { LiveHub } from './http/liveHub';
 import { conversationRoutes } from './http/routes/conversations';
 import { demoRouter } from './http/routes/demo';
+import { kommoDemoRouter, type KommoDemoProvider } from './http/routes/kommoDemo';
 import { numberRoutes } from './http/routes/numbers';
 import { settingsRoutes } from './http/routes/settings';
 import { systemRouter } from './http/routes/system';
 import { streamRoutes } from './http/routes/stream';
+import { WidgetAssets } from './http/routes/widgetAssets';
 import { TokenService } from './http/tokens';
 import { createLogger, type Logger } from './logger';
 import { FileMediaStore } from './media/store';
@@ -44,6 +46,10 @@ export interface StartOptions {
   jobs?: Partial<JobRunnerOptions>;
   /** Replace the engine chosen by WA_ENGINE (engine contract tests). */
   engine?: WhatsAppEngine;
+  /** Where the widget bundles are (default: dist/widget of the checkout). */
+  widgetDir?: string;
+  /** The Kommo account behind /demo/kommo (simulator engine only): `npm run demo` and the browser tests. */
+  kommoDemo?: KommoDemoProvider;
 }
 
 export interface RunningServer {
@@ -57,6 +63,8 @@ export interface RunningServer {
   hub: LiveHub;
   network: SimNetwork | null;
   app: express.Express;
+  /** The widget bundles' URLs with content hashes, for the pages the server renders. */
+  widgetAssets: WidgetAssets;
   close(): Promise<void>;
 }
 
@@ -68,6 +76,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const { engine, network } = created;
   const tokens = new TokenService(config.SECRET_KEY);
   const hub = new LiveHub();
+  // Pages the server renders (Bitrix24 frames, console, demo) load the bundles by hashed URL.
+  const widgetAssets = new WidgetAssets(opts.widgetDir);
   const media = new FileMediaStore(path.join(config.DATA_DIR, 'media'), db.repos.media, config.SECRET_KEY, config.mediaMaxBytes, config.PUBLIC_URL ?? null);
 
   let runner: RunnerGroup | null = null;
@@ -119,8 +129,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   ];
   const extra = [systemRouter({ db, dialect: db.dialect, engine, metrics, media, secret: config.SECRET_KEY, version: VERSION })];
   extra.push(kommo.router);
-  extra.push(bitrix24.router);
-  if (network) extra.push(demoRouter(), bitrix24DemoRouter(config.BITRIX24_REST_URL));
+  extra.push(widgetAssets.router(), bitrix24.router);
+  if (network) extra.push(demoRouter(widgetAssets), kommoDemoRouter(opts.kommoDemo ?? null), bitrix24DemoRouter(config.BITRIX24_REST_URL));
   const app = createApp({ log, metrics, tokens, apiRoutes, extra, before: [kommo.cors], version: VERSION });
 
   const server = http.createServer(app);
@@ -149,5 +159,5 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       log.info('InCRM server stopped');
     })());
 
-  return { url: `http://127.0.0.1:${port}`, port, config, db, tokens, sessions, runner, hub, network, app, close };
+  return { url: `http://127.0.0.1:${port}`, port, config, db, tokens, sessions, runner, hub, network, app, widgetAssets, close };
 }

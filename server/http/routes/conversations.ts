@@ -5,7 +5,8 @@ import type { MediaStore } from '../../domain/ports';
 import type { OutboundService } from '../../domain/outbound';
 import type { SessionManager } from '../../domain/sessions';
 import { route, type RouteDef } from '../api';
-import { readMultipart } from '../multipart';
+import { NotWebmOpus, looksLikeWebm, webmToOgg } from '../../media/webmToOgg';
+import { readMultipart, type Multipart } from '../multipart';
 import { presentConversation, presentMessage } from '../present';
 
 const idParams = z.object({ id: z.coerce.number().int().positive() });
@@ -24,6 +25,24 @@ const idempotencyKey = (raw: string | undefined): string => {
   if (raw.length > 200) throw badRequest('Idempotency-Key: at most 200 characters', { field: 'Idempotency-Key' });
   return raw;
 };
+
+/**
+ * Browsers record voice as WebM/Opus (Chromium offers nothing else); WhatsApp plays a voice note
+ * only from Ogg/Opus. The packets are the same, so a WebM voice note is remuxed here, before the
+ * domain (which accepts Ogg only) sees it. Anything else passes through for the domain to judge.
+ */
+function voiceAsOgg(file: NonNullable<Multipart['file']>): NonNullable<Multipart['file']> {
+  const declared = file.mimetype.split(';')[0]!.trim().toLowerCase();
+  if (!(declared === 'audio/webm' || declared === 'video/webm' || looksLikeWebm(file.data))) return file;
+  try {
+    const data = webmToOgg(file.data);
+    const filename = file.filename ? file.filename.replace(/\.(webm|weba|mka)$/i, '') + '.ogg' : 'voice.ogg';
+    return { data, mimetype: 'audio/ogg; codecs=opus', filename };
+  } catch (err) {
+    if (err instanceof NotWebmOpus) throw badRequest(`file: a voice note must be Ogg/Opus or WebM/Opus (${err.message})`, { field: 'file' });
+    throw err;
+  }
+}
 
 export function conversationRoutes(deps: {
   conversations: ConversationService;
@@ -124,7 +143,8 @@ export function conversationRoutes(deps: {
           const quoted = mp.fields.quotedMessageId ? Number(mp.fields.quotedMessageId) : null;
           if (quoted !== null && !(Number.isInteger(quoted) && quoted > 0)) throw badRequest('quotedMessageId: must be a message id', { field: 'quotedMessageId' });
           if (mp.fields.voice !== undefined && !['true', 'false'].includes(mp.fields.voice)) throw badRequest('voice: must be true or false', { field: 'voice' });
-          request = { text: mp.fields.text || null, file: mp.file, voice: mp.fields.voice === 'true', quotedMessageId: quoted };
+          const voice = mp.fields.voice === 'true';
+          request = { text: mp.fields.text || null, file: voice ? voiceAsOgg(mp.file) : mp.file, voice, quotedMessageId: quoted };
         } else {
           const r = sendJson.safeParse(req.body ?? {});
           if (!r.success) {
