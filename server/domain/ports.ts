@@ -15,6 +15,7 @@ import type {
   PortalSettings,
   WaNumber,
 } from './types';
+import type { LicenceRepo } from './licencePorts';
 
 // ---------------------------------------------------------------- WhatsApp engine
 
@@ -296,8 +297,20 @@ export interface JobRepo {
   countByState(): Promise<Record<string, number>>;
 }
 
+export interface AuditEntry {
+  id: number;
+  portalId: number | null;
+  actor: string;
+  action: string;
+  details: Record<string, unknown>;
+  at: number;
+}
+
+/** Append-only: there is deliberately no update or delete. */
 export interface AuditRepo {
   append(e: { portalId: number | null; actor: string; action: string; details?: Record<string, unknown> }): Promise<void>;
+  /** Entries in order, after `afterId`, optionally of one portal. */
+  list(q?: { portalId?: number | null; afterId?: number; limit?: number }): Promise<AuditEntry[]>;
 }
 
 export interface Repositories {
@@ -309,6 +322,7 @@ export interface Repositories {
   media: MediaRepo;
   jobs: JobRepo;
   audit: AuditRepo;
+  licences: LicenceRepo;
 }
 
 export interface Database {
