@@ -293,6 +293,10 @@ export interface JobRepo {
   extendLease(ids: number[], worker: string, until: number): Promise<void>;
   retryLater(id: number, worker: string, runAt: number, error: string): Promise<void>;
   bury(id: number, worker: string, error: string): Promise<void>;
+  /** Back to pending until `runAt`, giving back the attempt the claim counted. */
+  defer(id: number, worker: string, runAt: number, note: string): Promise<void>;
+  /** Makes a portal's pending jobs of these kinds due now (deferred work whose reason is gone). */
+  release(portalId: number, kinds: string[], now: number): Promise<number>;
   nextRunAt(lane?: JobLane): Promise<number | null>;
   countByState(): Promise<Record<string, number>>;
 }
