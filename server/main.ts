@@ -100,7 +100,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   sessions.attach(outbound);
   licences.attach({
     closeSessions: async (portalId, reason) => void (await sessions!.pausePortal(portalId, reason)),
-    reopenSessions: async (portalId) => void (await sessions!.resumePortal(portalId)),
+    reopenSessions: async (portalId) => {
+      await sessions!.resumePortal(portalId);
+      return true;
+    },
     releaseDeferred: async (portalId) => {
       if ((await db.repos.jobs.release(portalId, [JOB_CRM_MIRROR], clock.now())) > 0) runner?.wake();
     },

@@ -48,8 +48,8 @@ export interface LicenceRepo {
 export interface LicenceEffects {
   /** No access for the grace period: close the portal's sessions keeping their logins. */
   closeSessions(portalId: number, reason: string): Promise<void>;
-  /** Access is back: reopen the sessions closed for lack of it. */
-  reopenSessions(portalId: number): Promise<void>;
+  /** Access is back: reopen the sessions closed for lack of it; false when this process cannot. */
+  reopenSessions(portalId: number): Promise<boolean>;
   /** Access is back: run the CRM jobs that were postponed now. */
   releaseDeferred(portalId: number): Promise<void>;
 }

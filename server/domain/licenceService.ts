@@ -235,9 +235,10 @@ export class LicenceService {
   private async regained(portalId: number, rec: LicenceRecord): Promise<void> {
     try {
       await this.effects?.releaseDeferred(portalId);
-      if (rec.sessionsClosedAt !== null) {
+      // Only a process that runs sessions can reopen them (the CLI cannot): the flag stays set
+      // until one did, so the server's next rule run picks it up.
+      if (rec.sessionsClosedAt !== null && this.effects && (await this.effects.reopenSessions(portalId))) {
         await this.change(portalId, 'system', 'licence.sessions_reopened', (r) => ({ record: { ...r, sessionsClosedAt: null } }));
-        await this.effects?.reopenSessions(portalId);
       }
     } catch (err) {
       this.ctx.log.warn({ err, portalId }, 'could not resume the portal after access returned; the next tick tries again');
