@@ -68,12 +68,14 @@ export function consoleRouter(deps: {
 
   /** The CSRF token of this browser, set on first sight. */
   const csrfOf = (req: Request, res: Response): string => {
+    if (typeof res.locals.csrf === 'string') return res.locals.csrf;
     const cookies = parseCookies(req.headers.cookie);
     let t = cookies[CSRF_COOKIE];
     if (!t || !/^[\w-]{32,64}$/.test(t)) {
       t = crypto.randomBytes(24).toString('base64url');
       res.append('Set-Cookie', cookie(req, CSRF_COOKIE, t, null));
     }
+    res.locals.csrf = t;
     return t;
   };
 
