@@ -248,7 +248,10 @@ export function consoleRouter(deps: {
       nextPlan: next && o.licence.nextPlan ? { name: planName(next, lang), from: o.licence.nextPlan.from } : null,
       numberLimit: o.licence.numberLimit,
       numbers: o.numbers,
-      payments: o.payments,
+      payments: o.payments.map((x) => {
+        const plan = licences.catalog.get(x.plan);
+        return { ...x, plan: plan ? planName(plan, lang) : x.plan };
+      }),
     });
     render(req, res, portal.name, body, acc);
   }));
