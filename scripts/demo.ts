@@ -5,7 +5,8 @@ import { createLogger } from '../server/logger';
 import { startServer } from '../server/main';
 
 async function run(): Promise<void> {
-  const env = { ...process.env, WA_ENGINE: 'simulator', DATA_DIR: process.env.DATA_DIR || './data/demo', LOG_LEVEL: process.env.LOG_LEVEL || 'warn' };
+  // Demo portals get a long trial: the demo data survives restarts and should not expire under a tester.
+  const env = { ...process.env, WA_ENGINE: 'simulator', DATA_DIR: process.env.DATA_DIR || './data/demo', LOG_LEVEL: process.env.LOG_LEVEL || 'warn', LICENCE_TRIAL_DAYS: process.env.LICENCE_TRIAL_DAYS || '365' };
   const config = loadConfig(env);
   const server = await startServer(config, { log: createLogger(config.LOG_LEVEL) });
   const base = config.PUBLIC_URL ?? `http://localhost:${server.port}`;

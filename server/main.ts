@@ -12,7 +12,7 @@ import { consoleRouter } from './console/router';
 import type { PlanCatalog } from './domain/licencePlans';
 import { OperatorCommands } from './domain/licenceOperator';
 import { LicenceService } from './domain/licenceService';
-import { licenceRoutes, operatorRoutes } from './http/routes/licence';
+import { licenceRoutes, operatorGuard, operatorRoutes } from './http/routes/licence';
 import { loadPlans } from './licence/plansFile';
 import { AccountStore } from './persistence/repositories/accounts';
 import { createCrmRegistry } from './adapters/crm/registry';
@@ -161,7 +161,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   extra.push(
     consoleRouter({ accounts, licences, db, tokens, publicUrl: config.PUBLIC_URL ?? null, widgetFile: path.resolve('dist/widget/standalone.js') }),
   );
-  const app = createApp({ log, metrics, tokens, apiRoutes, extra, before: [kommo.cors], version: VERSION });
+  const app = createApp({ log, metrics, tokens, apiRoutes, extra, before: [kommo.cors, ...(config.OPERATOR_TOKEN ? [operatorGuard(config.OPERATOR_TOKEN)] : [])], version: VERSION });
 
   const server = http.createServer(app);
   server.keepAliveTimeout = 65_000;

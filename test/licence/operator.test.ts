@@ -29,6 +29,7 @@ for (const target of testDatabases()) {
 
     it('refuses a missing or wrong token', async () => {
       expect((await client(srv.url + '/api/v1/operator').get('/portals')).status).to.equal(401);
+      expect((await client(srv.url + '/api/v1/operator').post('/portals/abc/payments', { nonsense: true })).status, 'checked before any input').to.equal(401);
       const wrong = await operatorApi(srv, 'operator-token-0123456789abcdeX').get('/portals');
       expect(wrong.status).to.equal(401);
       expect(wrong.body.error.message).to.equal('operator token missing or wrong');

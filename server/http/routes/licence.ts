@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import type { RequestHandler } from 'express';
 import { z } from 'zod';
 import type { AccountService } from '../../console/accounts';
 import { AppError } from '../../domain/errors';
@@ -38,14 +39,27 @@ export function licenceRoutes(licences: LicenceService, accounts: AccountService
  * The operator API. Mounted only when OPERATOR_TOKEN is set (otherwise every path is a 404);
  * the token is compared in constant time.
  */
-export function operatorRoutes(ops: OperatorCommands, operatorToken: string): RouteDef[] {
+function operatorCheck(operatorToken: string): (header: string | undefined) => void {
   const want = crypto.createHash('sha256').update(operatorToken).digest();
-  const guard = (header: string | undefined) => {
+  return (header) => {
     const raw = header?.startsWith('Bearer ') ? header.slice(7) : '';
     // Hash both sides first: equal lengths for timingSafeEqual, and no length leak.
     const got = crypto.createHash('sha256').update(raw).digest();
     if (!raw || !crypto.timingSafeEqual(want, got)) throw new AppError(401, 'unauthorized', 'operator token missing or wrong');
   };
+}
+
+/** Runs before /api/v1 parses anything: a caller without the token learns nothing about inputs. */
+export function operatorGuard(operatorToken: string): RequestHandler {
+  const check = operatorCheck(operatorToken);
+  return (req, _res, next) => {
+    if (req.path.startsWith('/api/v1/operator/') || req.path === '/api/v1/operator') check(req.header('authorization'));
+    next();
+  };
+}
+
+export function operatorRoutes(ops: OperatorCommands, operatorToken: string): RouteDef[] {
+  const guard = operatorCheck(operatorToken);
   const id = z.object({ id: z.coerce.number().int().positive() });
   const actor = 'operator:api';
   const op = <B, Q, P>(def: Omit<Parameters<typeof route<B, Q, P>>[0], 'tag' | 'access'>) =>

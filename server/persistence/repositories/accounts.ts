@@ -100,7 +100,7 @@ export class AccountStore {
         .update({ used_at: now, used_by: accountId });
       const row = (await trx('console_link_codes').where({ code_hash: codeHash }).first()) as Row | undefined;
       if (!row) return { ok: false, why: 'unknown' } as const;
-      if (Number(n) !== 1) return { ok: false, why: row.used_at !== null && Number(row.used_by) !== accountId ? 'used' : row.used_at !== null ? 'used' : 'expired' } as const;
+      if (Number(n) !== 1) return { ok: false, why: row.used_at !== null ? 'used' : 'expired' } as const;
       await trx('console_links').insert({ account_id: accountId, portal_id: num(row.portal_id), created_at: now }).onConflict(['account_id', 'portal_id']).ignore();
       return { ok: true, portalId: num(row.portal_id) } as const;
     });
