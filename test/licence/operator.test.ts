@@ -86,6 +86,13 @@ for (const target of testDatabases()) {
       expect(actions).to.include.ordered.members(['licence.payment', 'licence.plan_change', 'licence.suspend', 'licence.unsuspend', 'licence.maintenance_credit']);
       expect(lines.find((l) => l.action === 'licence.suspend')).to.deep.include({ actor: 'operator:api' });
       expect(lines.find((l) => l.action === 'licence.payment')!.details.after).to.deep.include({ status: 'active', plan: 'team' });
+      // Append-only in the database as well.
+      let refused: unknown = null;
+      await srv.db.knex('audit_log').where({ portal_id: p.portalId }).update({ action: 'forged' }).catch((e) => (refused = e));
+      expect(String(refused)).to.include('append-only');
+      refused = null;
+      await srv.db.knex('audit_log').where({ portal_id: p.portalId }).delete().catch((e) => (refused = e));
+      expect(String(refused)).to.include('append-only');
       const all = await (await fetch(`${srv.url}/api/v1/operator/audit`, { headers: { Authorization: `Bearer ${OPERATOR_TOKEN}` } })).text();
       expect(all).to.include('"action":"maintenance.declare"');
     });

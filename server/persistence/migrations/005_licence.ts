@@ -101,6 +101,17 @@ export async function up(knex: Knex): Promise<void> {
     t.integer('used_by').nullable();
   });
 
+  // The audit log is append-only in the database too, not only in the code: updates and deletes
+  // are refused by a trigger on both dialects.
+  if (knex.client.config.client === 'pg') {
+    await knex.raw(`CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$`);
+    await knex.raw(`CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()`);
+  } else {
+    await knex.raw(`CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END`);
+    await knex.raw(`CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END`);
+  }
+
   // Portals installed before licensing existed get a fresh trial from now (default length),
   // not one counted from their install, which would have ended long ago.
   const now = Date.now();
@@ -117,6 +128,13 @@ export async function up(knex: Knex): Promise<void> {
 }
 
 export async function down(knex: Knex): Promise<void> {
+  if (knex.client.config.client === 'pg') {
+    await knex.raw('DROP TRIGGER IF EXISTS audit_log_no_change ON audit_log');
+    await knex.raw('DROP FUNCTION IF EXISTS audit_log_append_only()');
+  } else {
+    await knex.raw('DROP TRIGGER IF EXISTS audit_log_no_update');
+    await knex.raw('DROP TRIGGER IF EXISTS audit_log_no_delete');
+  }
   for (const t of [
     'console_link_codes',
     'console_links',
