@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import type { RunningServer } from '../../server/main';
 import { testDatabases } from '../helpers/databases';
-import { portalWithNumber, waitFor } from '../helpers/server';
-import { licenceServer, operatorApi, type OffsetClock } from './world';
+import { client, portalWithNumber, startTestServer, waitFor } from '../helpers/server';
+import { OPERATOR_TOKEN, licenceServer, operatorApi, type OffsetClock } from './world';
 
 const CLIENT = '+15550000002';
 const enc = encodeURIComponent;
@@ -65,14 +65,24 @@ for (const target of testDatabases()) {
       expect(closed.stateDetail).to.equal('paused: licence expired');
       expect((await p.admin.post(`/numbers/${p.numberId}/restart`)).status).to.equal(402);
 
+      // A restart does not bring closed sessions back.
+      const { DATA_DIR, DATABASE_URL } = srv.config;
+      await srv.close();
+      srv = await startTestServer({ OPERATOR_TOKEN, DATA_DIR, ...(DATABASE_URL ? { DATABASE_URL } : {}) }, { clock, licenceTickMs: 0 });
+      const admin = client(srv.url + '/api/v1', p.adminToken);
+      const user = client(srv.url + '/api/v1', p.userToken);
+      const anon = client(srv.url + '/api/v1');
+      await new Promise((r) => setTimeout(r, 200));
+      expect((await admin.get(`/numbers/${p.numberId}`)).body).to.deep.include({ state: 'offline', stateDetail: 'paused: licence expired' });
+
       // Payment (operator API): access at once, mirroring catches up, the session reopens without a QR.
       const paid = await operatorApi(srv).post(`/portals/${p.portalId}/payments`, { plan: 'team', reference: 'INV-1' });
       expect(paid.status).to.equal(201);
-      await waitFor(async () => (await crm()).some((r) => r.text === 'while expired'), 3000, 'mirroring caught up');
-      await waitFor(async () => (await p.admin.get(`/numbers/${p.numberId}`)).body.state === 'ready', 5000, 'session reopened');
-      const again = await p.user.post(`/conversations/${conv.id}/messages`, { text: 'paid again' }, { 'Idempotency-Key': 'e-3' });
+      await waitFor(async () => (await crm()).some((r) => r.text === 'while expired'), 10_000, 'mirroring caught up');
+      await waitFor(async () => (await admin.get(`/numbers/${p.numberId}`)).body.state === 'ready', 15_000, 'session reopened');
+      const again = await user.post(`/conversations/${conv.id}/messages`, { text: 'paid again' }, { 'Idempotency-Key': 'e-3' });
       expect(again.status).to.equal(201);
-      await waitFor(async () => (await p.anon.get(`/simulator/delivered?phone=${enc(CLIENT)}`)).body.items.some((m: { text: string }) => m.text === 'paid again'), 5000, 'delivered');
+      await waitFor(async () => (await anon.get(`/simulator/delivered?phone=${enc(CLIENT)}`)).body.items.some((m: { text: string }) => m.text === 'paid again'), 15_000, 'delivered');
       clock.offset = 0;
     });
 
