@@ -12,7 +12,9 @@ import { startDemoBitrix24 } from '../test/fakes/bitrix24Demo';
 import { startDemoKommo } from '../test/fakes/kommoDemo';
 
 async function run(): Promise<void> {
-  const base0: NodeJS.ProcessEnv = { ...process.env, WA_ENGINE: 'simulator', DATA_DIR: process.env.DATA_DIR || './data/demo', LOG_LEVEL: process.env.LOG_LEVEL || 'warn' };
+  const base0: NodeJS.ProcessEnv = { ...process.env, WA_ENGINE: 'simulator', DATA_DIR: process.env.DATA_DIR || './data/demo', LOG_LEVEL: process.env.LOG_LEVEL || 'warn',
+    // Demo portals get a long trial: the demo data survives restarts and should not expire under a tester.
+    LICENCE_TRIAL_DAYS: process.env.LICENCE_TRIAL_DAYS || '365' };
   const port = Number(base0.PORT || 3000);
   const publicUrl = (base0.PUBLIC_URL || `http://localhost:${port}`).replace(/\/+$/, '');
   const kommo = await startDemoKommo({ redirectUri: `${publicUrl}/kommo/oauth` });

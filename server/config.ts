@@ -46,6 +46,10 @@ const schema = z.object({
     .string()
     .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
     .optional(),
+  /** Length of the free trial a portal gets at install. */
+  LICENCE_TRIAL_DAYS: z.coerce.number().int().min(0).max(365).default(3),
+  /** The tariffs file (default: manifest/plans.json of this checkout). */
+  PLANS_FILE: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -8,6 +8,15 @@ import QRCode from 'qrcode';
 import { createBitrix24 } from './adapters/crm/bitrix24';
 import { bitrix24DemoRouter } from './adapters/crm/bitrix24/demo';
 import { createKommo } from './adapters/crm/kommo';
+import { smtpMailer } from './adapters/mail/smtp';
+import { AccountService, DEFAULT_LIMITS, type ConsoleLimits } from './console/accounts';
+import { consoleRouter } from './console/router';
+import type { PlanCatalog } from './domain/licencePlans';
+import { OperatorCommands } from './domain/licenceOperator';
+import { LicenceService } from './domain/licenceService';
+import { licenceRoutes, operatorGuard, operatorRoutes } from './http/routes/licence';
+import { loadPlans } from './licence/plansFile';
+import { AccountStore } from './persistence/repositories/accounts';
 import { createCrmRegistry } from './adapters/crm/registry';
 import { simulatorRoutes } from './adapters/whatsapp/simulator/routes';
 import type { SimNetwork } from './adapters/whatsapp/simulator/network';
@@ -50,6 +59,12 @@ export interface StartOptions {
   widgetDir?: string;
   /** The Kommo account behind /demo/kommo (simulator engine only): `npm run demo` and the browser tests. */
   kommoDemo?: KommoDemoProvider;
+  /** Tariffs (default: PLANS_FILE or manifest/plans.json). */
+  plans?: PlanCatalog;
+  /** Console lockout and session limits (tests shorten the slow-down). */
+  console?: Partial<ConsoleLimits>;
+  /** How often the time-driven licence rules run (default one minute; 0: only when called). */
+  licenceTickMs?: number;
 }
 
 export interface RunningServer {
@@ -65,6 +80,9 @@ export interface RunningServer {
   app: express.Express;
   /** The widget bundles' URLs with content hashes, for the pages the server renders. */
   widgetAssets: WidgetAssets;
+  licences: LicenceService;
+  accounts: AccountService;
+  operator: OperatorCommands;
   close(): Promise<void>;
 }
 
@@ -86,21 +104,44 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const ctx: DomainContext = { db, live: hub, media, clock, metrics, log, wakeJobs: () => runner?.wake() };
 
   const renderQr = (payload: string) => QRCode.toDataURL(payload, { margin: 1, width: 264 });
-  sessions = new SessionManager(ctx, engine, renderQr);
-  const outbound = new OutboundService(ctx, sessions);
+  const catalog = opts.plans ?? loadPlans(config.PLANS_FILE);
+  const licences = new LicenceService(ctx, catalog, { trialDays: config.LICENCE_TRIAL_DAYS });
+  sessions = new SessionManager(ctx, engine, renderQr, (portalId) => licences.guardConnect(portalId));
+  sessions.setRunFilter((portalId) => licences.mayRunSessions(portalId));
+  const outbound = new OutboundService(ctx, sessions, (portalId) => licences.guardSend(portalId));
   sessions.attach(outbound);
+  licences.attach({
+    closeSessions: async (portalId, reason) => void (await sessions!.pausePortal(portalId, reason)),
+    reopenSessions: async (portalId) => {
+      await sessions!.resumePortal(portalId);
+      return true;
+    },
+    releaseDeferred: async (portalId) => {
+      if ((await db.repos.jobs.release(portalId, [JOB_CRM_MIRROR], clock.now())) > 0) runner?.wake();
+    },
+  });
+  const accountStore = new AccountStore(db.knex);
+  const accounts = new AccountService(accountStore, db.repos.audit, clock, { ...DEFAULT_LIMITS, ...opts.console });
+  const mailer = config.SMTP_URL ? smtpMailer(config.SMTP_URL, config.PUBLIC_URL ?? null, accountStore) : null;
+  const operator = new OperatorCommands(licences, db);
   const kommo = createKommo({ config, knex: db.knex, db, sessions, tokens, live: hub, clock, log });
   const worker = `${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
   const bitrix24 = createBitrix24({ config, knex: db.knex, db, sessions, tokens, clock, log, worker });
   const crm = createCrmRegistry(db.knex, { kommo: kommo.adapter, bitrix24: bitrix24.adapter });
   const conversations = new ConversationService(ctx, crm);
-  const crmJobs = new CrmJobs(ctx, crm, { media: (sha256, mimetype, filename) => media.url({ id: 0, sha256, mimetype, size: 0, filename }) });
+  const crmJobs = new CrmJobs(
+    ctx,
+    crm,
+    { media: (sha256, mimetype, filename) => media.url({ id: 0, sha256, mimetype, size: 0, filename }) },
+    (portalId) => licences.mayMirror(portalId),
+  );
 
   const handlers = {
     [JOB_SEND]: outbound.sendJob(),
     [JOB_CRM_MIRROR]: crmJobs.mirror(),
     [JOB_CRM_ALERT]: crmJobs.alert(),
     [JOB_NUMBER_ALERT]: crmJobs.numberAlert(),
+    ...licences.alertJobs(crm, mailer),
     ...kommo.jobs,
     ...bitrix24.jobs,
   };
@@ -126,12 +167,17 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     ...(network ? simulatorRoutes(network, db, tokens) : []),
     ...kommo.apiRoutes,
     ...bitrix24.apiRoutes,
+    ...licenceRoutes(licences, accounts),
+    ...(config.OPERATOR_TOKEN ? operatorRoutes(operator, config.OPERATOR_TOKEN) : []),
   ];
   const extra = [systemRouter({ db, dialect: db.dialect, engine, metrics, media, secret: config.SECRET_KEY, version: VERSION })];
   extra.push(kommo.router);
   extra.push(widgetAssets.router(), bitrix24.router);
   if (network) extra.push(demoRouter(widgetAssets), kommoDemoRouter(opts.kommoDemo ?? null), bitrix24DemoRouter(config.BITRIX24_REST_URL));
-  const app = createApp({ log, metrics, tokens, apiRoutes, extra, before: [kommo.cors], version: VERSION });
+  extra.push(
+    consoleRouter({ accounts, licences, db, tokens, publicUrl: config.PUBLIC_URL ?? null, widgetFile: path.resolve('dist/widget/standalone.js') }),
+  );
+  const app = createApp({ log, metrics, tokens, apiRoutes, extra, before: [kommo.cors, ...(config.OPERATOR_TOKEN ? [operatorGuard(config.OPERATOR_TOKEN)] : [])], version: VERSION });
 
   const server = http.createServer(app);
   server.keepAliveTimeout = 65_000;
@@ -142,12 +188,27 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const port = (server.address() as { port: number }).port;
   runner.start();
   await sessions.restoreAll();
+  // The time-driven licence rules (expiry, alerts, maintenance credits, closing idle sessions).
+  const tickMs = opts.licenceTickMs ?? 60_000;
+  let ticking: Promise<void> | null = null;
+  const licenceTimer =
+    tickMs > 0
+      ? setInterval(() => {
+          ticking ??= licences
+            .tick()
+            .catch((err) => log.warn({ err }, 'licence rules failed'))
+            .finally(() => (ticking = null));
+        }, tickMs)
+      : null;
+  licenceTimer?.unref();
   log.info({ port, engine: engine.name, database: db.dialect }, 'InCRM server listening');
 
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
       // Stop taking requests; let the ones in flight finish; end the endless SSE responses.
+      if (licenceTimer) clearInterval(licenceTimer);
+      await ticking;
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const s of openStreams) s.end();
       server.closeIdleConnections();
@@ -159,5 +220,5 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       log.info('InCRM server stopped');
     })());
 
-  return { url: `http://127.0.0.1:${port}`, port, config, db, tokens, sessions, runner, hub, network, app, widgetAssets, close };
+  return { url: `http://127.0.0.1:${port}`, port, config, db, tokens, sessions, runner, hub, network, app, widgetAssets, licences, accounts, operator, close };
 }

@@ -1,8 +1,11 @@
 import type { DomainContext } from './context';
-import type { JobHandler } from './jobs';
+import { DeferJobError, type JobHandler } from './jobs';
 import { KeyedMutex } from './mutex';
 import type { CrmRegistry, EntityRef } from './ports';
 import type { Contact, Portal } from './types';
+
+/** How long a mirroring job without licence access waits before looking again. */
+export const MIRROR_DEFER_MS = 15 * 60_000;
 
 /** The CRM side of the pipeline: mirror each message into the CRM, alert people about new ones. */
 export class CrmJobs {
@@ -61,7 +64,9 @@ export class CrmJobs {
         if (!loaded) return;
         const { message, portal, contact, numberPhone } = loaded;
         if (portal.settings.mirror === false) return;
-        if (!(await this.mayMirror(portal.id))) throw new Error('licence inactive: mirroring waits for access to return');
+        // Postponed, not failed: the job waits (without using attempts) and the licence service
+        // releases it the moment access returns.
+        if (!(await this.mayMirror(portal.id))) throw new DeferJobError('licence inactive: mirroring waits for access to return', this.ctx.clock.now() + MIRROR_DEFER_MS);
         const entity = await this.entityFor(portal, contact);
         await this.crm(portal.crm).record(portal, entity, {
           messageId: message.id,

@@ -9,6 +9,20 @@ export interface JobHandler {
 /** Thrown by a handler whose job can never succeed: it is buried at once, without more attempts. */
 export class PermanentJobError extends Error {}
 
+/**
+ * Thrown by a handler whose job may not run yet (e.g. the portal's licence has no access): the
+ * job goes back to pending until `runAt` without using up an attempt, so waiting never kills it.
+ */
+export class DeferJobError extends Error {
+  constructor(
+    message: string,
+    readonly runAt: number,
+  ) {
+    super(message);
+    this.name = 'DeferJobError';
+  }
+}
+
 export interface JobRunnerOptions {
   worker: string;
   concurrency: number;
@@ -22,7 +36,7 @@ export interface JobRunnerOptions {
 }
 
 export interface JobEvents {
-  finished?(kind: string, outcome: 'done' | 'retry' | 'dead'): void;
+  finished?(kind: string, outcome: 'done' | 'retry' | 'dead' | 'deferred'): void;
   error?(err: unknown, job?: Job): void;
 }
 
@@ -154,6 +168,15 @@ export class JobRunner {
       this.events.finished?.(job.kind, 'done');
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
+      if (err instanceof DeferJobError) {
+        try {
+          await jobs.defer(job.id, this.opts.worker, err.runAt, err.message);
+          this.events.finished?.(job.kind, 'deferred');
+        } catch (inner) {
+          this.events.error?.(inner, job);
+        }
+        return;
+      }
       try {
         if (err instanceof PermanentJobError || job.attempts >= job.maxAttempts) {
           await handler?.giveUp?.(job, err);

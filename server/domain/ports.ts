@@ -15,6 +15,7 @@ import type {
   PortalSettings,
   WaNumber,
 } from './types';
+import type { LicenceRepo } from './licencePorts';
 
 // ---------------------------------------------------------------- WhatsApp engine
 
@@ -292,12 +293,28 @@ export interface JobRepo {
   extendLease(ids: number[], worker: string, until: number): Promise<void>;
   retryLater(id: number, worker: string, runAt: number, error: string): Promise<void>;
   bury(id: number, worker: string, error: string): Promise<void>;
+  /** Back to pending until `runAt`, giving back the attempt the claim counted. */
+  defer(id: number, worker: string, runAt: number, note: string): Promise<void>;
+  /** Makes a portal's pending jobs of these kinds due now (deferred work whose reason is gone). */
+  release(portalId: number, kinds: string[], now: number): Promise<number>;
   nextRunAt(lane?: JobLane): Promise<number | null>;
   countByState(): Promise<Record<string, number>>;
 }
 
+export interface AuditEntry {
+  id: number;
+  portalId: number | null;
+  actor: string;
+  action: string;
+  details: Record<string, unknown>;
+  at: number;
+}
+
+/** Append-only: there is deliberately no update or delete. */
 export interface AuditRepo {
   append(e: { portalId: number | null; actor: string; action: string; details?: Record<string, unknown> }): Promise<void>;
+  /** Entries in order, after `afterId`, optionally of one portal. */
+  list(q?: { portalId?: number | null; afterId?: number; limit?: number }): Promise<AuditEntry[]>;
 }
 
 export interface Repositories {
@@ -309,6 +326,7 @@ export interface Repositories {
   media: MediaRepo;
   jobs: JobRepo;
   audit: AuditRepo;
+  licences: LicenceRepo;
 }
 
 export interface Database {

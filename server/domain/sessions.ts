@@ -1,5 +1,5 @@
 import type { DomainContext } from './context';
-import { badRequest, notFound } from './errors';
+import { AppError, badRequest, notFound } from './errors';
 import { InboundPipeline } from './inbound';
 import type { OutboundService, SessionLookup } from './outbound';
 import type { SessionListener, WhatsAppEngine, WhatsAppSession } from './ports';
@@ -46,6 +46,41 @@ export class SessionManager implements SessionLookup {
     this.inbound = new InboundPipeline(ctx);
   }
 
+  /** Whether a portal's sessions may run (the licence closes them some days after access ends). */
+  private mayRun: (portalId: number) => Promise<boolean> = async () => true;
+
+  setRunFilter(fn: (portalId: number) => Promise<boolean>): void {
+    this.mayRun = fn;
+  }
+
+  /**
+   * Closes every session of a portal keeping its login (not a logout): the numbers show
+   * `offline` with the reason and come back with `resumePortal`, without a new QR.
+   */
+  async pausePortal(portalId: number, reason: string): Promise<number> {
+    const entries = [...this.live.values()].filter((l) => l.number.portalId === portalId);
+    for (const l of entries) {
+      this.live.delete(l.number.id);
+      await l.session?.close().catch((err) => this.ctx.log.warn({ err, numberId: l.number.id }, 'engine close failed'));
+    }
+    for (const n of await this.ctx.db.repos.numbers.list(portalId)) {
+      await this.ctx.db.repos.numbers.setState(n.id, 'offline', `paused: ${reason}`, null);
+      await this.publishNumber(n.id);
+    }
+    return entries.length;
+  }
+
+  /** Opens again the sessions `pausePortal` closed (access is back). */
+  async resumePortal(portalId: number): Promise<number> {
+    let n = 0;
+    for (const number of await this.ctx.db.repos.numbers.list(portalId)) {
+      if (this.live.has(number.id)) continue;
+      await this.open(number).catch((err) => this.ctx.log.error({ err, numberId: number.id }, 'reopen failed'));
+      n++;
+    }
+    return n;
+  }
+
   /** The outbound service receives acks; wired after both exist (they reference each other). */
   attach(outbound: OutboundService): void {
     this.outbound = outbound;
@@ -68,7 +103,10 @@ export class SessionManager implements SessionLookup {
 
   /** Opens every number that had a login (or was waiting for a QR) when the server stopped. */
   async restoreAll(): Promise<void> {
-    const numbers = await this.ctx.db.repos.numbers.listRestorable();
+    const all = await this.ctx.db.repos.numbers.listRestorable();
+    const allowed = new Map<number, boolean>();
+    for (const n of all) if (!allowed.has(n.portalId)) allowed.set(n.portalId, await this.mayRun(n.portalId).catch(() => true));
+    const numbers = all.filter((n) => allowed.get(n.portalId));
     await Promise.all(numbers.map((n) => this.open(n).catch((err) => this.ctx.log.error({ err, numberId: n.id }, 'restore failed'))));
     this.heartbeat = setInterval(() => void this.beat(), HEARTBEAT_MS);
     this.heartbeat.unref();
@@ -88,6 +126,7 @@ export class SessionManager implements SessionLookup {
     if (!number) throw notFound('number');
     const l = this.live.get(numberId);
     if (l && (l.state === 'ready' || l.state === 'starting' || l.state === 'qr')) return number;
+    if (!(await this.mayRun(p.portalId))) throw new AppError(402, 'licence_expired', 'the sessions of this portal are closed until its licence is paid');
     if (l?.session) await l.session.close().catch(() => {});
     this.live.delete(numberId);
     await this.open(number);

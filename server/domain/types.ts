@@ -116,4 +116,18 @@ export type LiveEvent =
   | { type: 'conversation'; conversationId: number; unreadCount: number; lastMessageAt: number | null }
   | { type: 'number'; number: WaNumber }
   /** A CRM alert for some users of the portal (Kommo's `everywhere` script shows it to them). */
-  | { type: 'alert'; alertId: number; userIds: string[]; text: string; link: string | null };
+  | { type: 'alert'; alertId: number; userIds: string[]; text: string; link: string | null }
+  /** The portal's licence changed (same body as GET /api/v1/licence, in English). */
+  | { type: 'licence'; licence: LicenceView };
+
+/** The licence as the widget sees it (GET /api/v1/licence and the `licence` SSE event). */
+export interface LicenceView {
+  status: 'trial' | 'active' | 'expired' | 'suspended';
+  plan: { code: string; name: string } | null;
+  /** When access ends (the trial's end during a trial), ISO 8601; null without an end. */
+  paidUntil: string | null;
+  daysLeft: number | null;
+  reason: string | null;
+  canSend: boolean;
+  notice: { kind: 'expiring' | 'expired' | 'suspended' | 'maintenance'; message: string } | null;
+}

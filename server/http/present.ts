@@ -63,5 +63,7 @@ export function presentEvent(e: LiveEvent, media: MediaStore): { name: string; d
       return { name: 'number', data: presentNumber(e.number) };
     case 'alert':
       return { name: 'alert', data: { id: e.alertId, userIds: e.userIds, text: e.text, link: e.link } };
+    case 'licence':
+      return { name: 'licence', data: e.licence };
   }
 }

@@ -5,6 +5,7 @@ import { auditRepo } from './repositories/audit';
 import { contactRepo } from './repositories/contacts';
 import { conversationRepo } from './repositories/conversations';
 import { jobRepo } from './repositories/jobs';
+import { licenceRepo } from './repositories/licences';
 import { mediaRepo } from './repositories/media';
 import { messageRepo } from './repositories/messages';
 import { numberRepo } from './repositories/numbers';
@@ -20,6 +21,7 @@ function reposOf(db: Knex | Knex.Transaction, dialect: Dialect): Repositories {
     media: mediaRepo(db),
     jobs: jobRepo(db, dialect),
     audit: auditRepo(db),
+    licences: licenceRepo(db),
   };
 }
 

@@ -3,6 +3,7 @@ import * as m001 from './001_core';
 import * as m002 from './002_job_priority';
 import * as m003 from './003_kommo';
 import * as m004 from './004_bitrix24';
+import * as m005 from './005_licence';
 
 // Migrations are listed in code (not read from a folder) so the bundled server carries them.
 const migrations: Record<string, { up(k: Knex): Promise<void>; down(k: Knex): Promise<void> }> = {
@@ -10,6 +11,7 @@ const migrations: Record<string, { up(k: Knex): Promise<void>; down(k: Knex): Pr
   '002_job_priority': m002,
   '003_kommo': m003,
   '004_bitrix24': m004,
+  '005_licence': m005,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -99,6 +99,24 @@ export function jobRepo(db: Knex | Knex.Transaction, dialect: Dialect): JobRepo 
         .where({ id, locked_by: worker })
         .update({ state: 'dead', dedupe_key: null, locked_by: null, locked_until: null, last_error: error.slice(0, 2000), updated_at: Date.now() });
     },
+    async defer(id, worker, runAt, note) {
+      await db('jobs')
+        .where({ id, locked_by: worker })
+        .update({
+          state: 'pending',
+          run_at: runAt,
+          locked_by: null,
+          locked_until: null,
+          attempts: db.raw('CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END'),
+          last_error: note.slice(0, 2000),
+          updated_at: Date.now(),
+        });
+    },
+    async release(portalId, kinds, now) {
+      if (kinds.length === 0) return 0;
+      const n = await db('jobs').where({ portal_id: portalId, state: 'pending' }).whereIn('kind', kinds).andWhere('run_at', '>', now).update({ run_at: now, updated_at: Date.now() });
+      return Number(n);
+    },
     async nextRunAt(lane) {
       const q = db('jobs').where({ state: 'pending' });
       if (lane?.only?.length) q.whereIn('kind', lane.only);

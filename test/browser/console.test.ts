@@ -1,0 +1,68 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import type { Browser } from 'playwright-core';
+import type { RunningServer } from '../../server/main';
+import { chromiumPath, launchBrowser, SCREENSHOTS } from '../helpers/browser';
+import { client, startTestServer } from '../helpers/server';
+
+describe('the account console in Chromium', function () {
+  this.timeout(60_000);
+  let srv: RunningServer;
+  let browser: Browser;
+
+  before(async function () {
+    if (!chromiumPath()) this.skip();
+    srv = await startTestServer({}, { licenceTickMs: 0 });
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await srv?.close();
+  });
+
+  it("registers, signs out and in, links a portal by code and shows its licence", async () => {
+    const anon = client(srv.url + '/api/v1');
+    const portal = (await anon.post('/simulator/portals', { crm: 'kommo', name: 'Acme Trading' })).body as { portalId: number; adminToken: string };
+    await srv.licences.recordPayment(portal.portalId, { planCode: 'team', reference: 'INV-2026-001' }, 'test');
+    const { code } = (await client(srv.url + '/api/v1', portal.adminToken).post('/console/link-code')).body as { code: string };
+
+    const page = await browser.newPage({ viewport: { width: 1200, height: 860 } });
+    await page.goto(srv.url + '/');
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await page.getByRole('link', { name: 'Create one' }).click();
+    await page.getByLabel('E-mail').fill('owner@acme.example');
+    await page.getByLabel(/^Password/).fill('a long enough password');
+    await page.getByLabel('Repeat the password').fill('a long enough password');
+    await page.getByRole('button', { name: 'Create the account' }).click();
+    await page.getByText(/Welcome! Your account id is ACC-/).waitFor();
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await page.getByLabel('E-mail').fill('owner@acme.example');
+    await page.getByLabel('Password').fill('a wrong password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').getByText('wrong e-mail or password').waitFor();
+    await page.getByLabel('Password').fill('a long enough password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Your portals' }).waitFor();
+
+    await page.getByLabel('Link code').fill(code);
+    await page.getByRole('button', { name: 'Link', exact: true }).click();
+    await page.getByText('Linked Acme Trading.').waitFor();
+    await page.getByRole('link', { name: 'Acme Trading' }).click();
+    await page.getByRole('heading', { name: /Acme Trading/ }).waitFor();
+    const licence = page.locator('#licence');
+    await licence.getByText('Active').waitFor();
+    expect(await licence.locator('#plan').textContent()).to.equal('Team');
+    expect(await licence.locator('#days-left').textContent()).to.equal('30');
+    await page.getByText('€39.00').waitFor();
+
+    fs.mkdirSync(SCREENSHOTS, { recursive: true });
+    const file = path.join(SCREENSHOTS, 'console-portal.png');
+    await page.screenshot({ path: file, fullPage: true });
+    expect(fs.statSync(file).size).to.be.greaterThan(10_000);
+    const cookies = await page.context().cookies();
+    expect(cookies.find((c) => c.name === 'incrm_session')).to.deep.include({ httpOnly: true, sameSite: 'Lax' });
+  });
+});

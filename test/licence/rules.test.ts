@@ -1,0 +1,277 @@
+import { expect } from 'chai';
+import { DAY_MS, applyPayment, evaluate, newTrial, type LicenceRecord } from '../../server/domain/licence';
+import { applyAppInfo } from '../../server/domain/licenceMarket';
+import { parsePlans } from '../../server/domain/licencePlans';
+import { loadPlans } from '../../server/licence/plansFile';
+import type { RunningServer } from '../../server/main';
+import { testDatabases } from '../helpers/databases';
+import { waitFor } from '../helpers/server';
+import { licenceServer, newPortal, type OffsetClock } from './world';
+
+const catalog = loadPlans();
+const T0 = Date.UTC(2026, 0, 1);
+
+describe('licence rules (pure)', () => {
+  it('loads and validates manifest/plans.json, and refuses a bad file naming the field', () => {
+    expect(catalog.version).to.equal(1);
+    expect(catalog.get('team')?.numbers).to.equal(3);
+    expect(() => parsePlans({ version: 1, plans: [{ code: 'x', names: { en: 'X' }, priceEur: 1, periodDays: 30, numbers: 1 }] })).to.throw(/plans\.0\.names\.ru/);
+    expect(() => parsePlans({ version: 2, plans: [] })).to.throw(/version/);
+    const dup = { code: 'a', names: { en: 'A', ru: 'A', es: 'A', pt: 'A' }, priceEur: 1, periodDays: 30, numbers: 1 };
+    expect(() => parsePlans({ version: 1, plans: [dup, dup] })).to.throw(/duplicate plan code "a"/);
+  });
+
+  it('trial runs for its days, then expires', () => {
+    const rec = newTrial(1, T0, 3);
+    expect(evaluate(rec, T0)).to.include({ status: 'trial', daysLeft: 3, access: true });
+    expect(evaluate(rec, T0 + 2.5 * DAY_MS)).to.include({ status: 'trial', daysLeft: 1 });
+    expect(evaluate(rec, T0 + 3 * DAY_MS)).to.include({ status: 'expired', daysLeft: 0, access: false });
+  });
+
+  it('a payment extends from the later of now and paidUntil', () => {
+    const rec = newTrial(1, T0, 3);
+    const first = applyPayment(rec, catalog, T0 + DAY_MS, 'team');
+    expect(first.record.paidUntil).to.equal(T0 + DAY_MS + 30 * DAY_MS);
+    const early = applyPayment(first.record, catalog, T0 + 10 * DAY_MS);
+    expect(early.record.paidUntil).to.equal(T0 + 61 * DAY_MS);
+    const late = applyPayment(early.record, catalog, T0 + 100 * DAY_MS);
+    expect(late.from).to.equal(T0 + 100 * DAY_MS);
+    expect(late.record.paidUntil).to.equal(T0 + 130 * DAY_MS);
+    expect(() => applyPayment(rec, catalog, T0)).to.throw(/say which plan/);
+    expect(() => applyPayment(rec, catalog, T0, 'gold')).to.throw(/unknown plan "gold"/);
+  });
+
+  describe('Bitrix24 Market status (app.info)', () => {
+    const base: LicenceRecord = newTrial(7, T0, 3);
+    const now = T0 + DAY_MS;
+    it('P and S: paid until now + DAYS; PAYMENT_EXPIRED=Y: expired', () => {
+      for (const STATUS of ['P', 'S']) {
+        const r = applyAppInfo(base, { STATUS, PAYMENT_EXPIRED: 'N', DAYS: '25' }, now);
+        expect(r.billing).to.equal('market');
+        expect(evaluate(r, now)).to.include({ status: 'active', daysLeft: 25 });
+        const gone = applyAppInfo(base, { STATUS, PAYMENT_EXPIRED: 'Y', DAYS: -4 }, now);
+        expect(evaluate(gone, now).status).to.equal('expired');
+        const expiredButDays = applyAppInfo(base, { STATUS, PAYMENT_EXPIRED: 'Y', DAYS: 5 }, now);
+        expect(evaluate(expiredButDays, now).status, 'PAYMENT_EXPIRED wins over DAYS').to.equal('expired');
+      }
+    });
+    it('D and T: trial until now + DAYS, expired when the payment expired', () => {
+      for (const STATUS of ['D', 'T']) {
+        const r = applyAppInfo(base, { STATUS, PAYMENT_EXPIRED: 'N', DAYS: 14 }, now);
+        expect(evaluate(r, now)).to.include({ status: 'trial', daysLeft: 14 });
+        expect(evaluate(applyAppInfo(base, { STATUS, PAYMENT_EXPIRED: 'Y', DAYS: 0 }, now), now).status).to.equal('expired');
+      }
+    });
+    it('F and L: access without an end', () => {
+      for (const STATUS of ['F', 'L']) {
+        const r = applyAppInfo(base, { STATUS, PAYMENT_EXPIRED: 'N', DAYS: null }, now);
+        expect(evaluate(r, now + 1000 * DAY_MS)).to.include({ status: 'active', expiresAt: null, daysLeft: null, access: true });
+      }
+    });
+    it('the same answer later does not move the end; suspension survives; a bad status is refused', () => {
+      const a = applyAppInfo(base, { STATUS: 'P', PAYMENT_EXPIRED: 'N', DAYS: 10 }, now);
+      const b = applyAppInfo(a, { STATUS: 'P', PAYMENT_EXPIRED: 'N', DAYS: 10 }, now + 3600_000);
+      expect(b.paidUntil).to.equal(a.paidUntil);
+      expect(b.expiryChangedAt).to.equal(a.expiryChangedAt);
+      const suspended = applyAppInfo({ ...a, suspendedReason: 'abuse', suspendedAt: now }, { STATUS: 'P', DAYS: 10 }, now);
+      expect(evaluate(suspended, now).status).to.equal('suspended');
+      expect(() => applyAppInfo(base, { STATUS: 'X' }, now)).to.throw();
+    });
+  });
+});
+
+for (const target of testDatabases()) {
+  describe(`licence rules with a controllable clock on ${target.name}`, function () {
+    let srv: RunningServer;
+    let clock: OffsetClock;
+    before(async () => {
+      const url = await target.create();
+      ({ srv, clock } = await licenceServer(url ? { DATABASE_URL: url } : {}));
+    });
+    after(async () => {
+      await srv?.close();
+      await target.dropAll();
+    });
+    const L = () => srv.licences;
+    afterEach(() => {
+      clock.offset = 0;
+    });
+    const audit = async (portalId: number) => (await srv.db.repos.audit.list({ portalId })).map((e) => e.action);
+
+    it('a new portal is on trial from install, then expires', async () => {
+      const p = await newPortal(srv);
+      const v = (await p.user.get('/licence')).body;
+      expect(v).to.deep.include({ status: 'trial', plan: null, daysLeft: 3, canSend: true, reason: null });
+      expect(v.notice.kind).to.equal('expiring');
+      const start = clock.offset;
+      clock.days(3);
+      const gone = (await p.user.get('/licence?lang=ru')).body;
+      expect(gone).to.deep.include({ status: 'expired', daysLeft: 0, canSend: false });
+      expect(gone.notice.kind).to.equal('expired');
+      expect(gone.notice.message).to.match(/Пробный период закончился/);
+      clock.offset = start;
+    });
+
+    it('payment before and after expiry', async () => {
+      const p = await newPortal(srv);
+      const start = clock.offset;
+      clock.days(1);
+      const t1 = clock.now();
+      const r1 = await L().recordPayment(p.portalId, { planCode: 'team' }, 'test');
+      expect(r1.after.paidUntil! - t1).to.be.within(30 * DAY_MS, 30 * DAY_MS + 1000);
+      const v = (await p.user.get('/licence', { 'Accept-Language': 'es-ES,es;q=0.9' })).body;
+      expect(v).to.deep.include({ status: 'active', daysLeft: 30, canSend: true });
+      expect(v.plan).to.deep.equal({ code: 'team', name: 'Equipo' });
+      // Before expiry: from paidUntil.
+      clock.days(10);
+      const r2 = await L().recordPayment(p.portalId, {}, 'test');
+      expect(r2.after.paidUntil).to.equal(r1.after.paidUntil! + 30 * DAY_MS);
+      // After expiry: from now.
+      clock.days(80);
+      expect((await L().state(p.portalId, true)).status).to.equal('expired');
+      const t3 = clock.now();
+      const r3 = await L().recordPayment(p.portalId, { amountEur: 40, reference: 'INV-3' }, 'test');
+      expect(r3.after.paidUntil! - t3).to.be.within(30 * DAY_MS, 30 * DAY_MS + 1000);
+      expect((await L().state(p.portalId, true)).status).to.equal('active');
+      const pays = await L().payments(p.portalId);
+      expect(pays.map((x) => x.amountEur)).to.deep.equal([40, 39, 39]);
+      expect(await audit(p.portalId)).to.include.members(['licence.payment']);
+      clock.offset = start;
+    });
+
+    it('a plan change takes effect at the end of the paid period', async () => {
+      const p = await newPortal(srv);
+      const start = clock.offset;
+      const paid = await L().recordPayment(p.portalId, { planCode: 'business' }, 'test');
+      clock.days(5);
+      const change = await L().schedulePlanChange(p.portalId, 'start', 'test');
+      expect(change.effectiveAt).to.equal(paid.after.paidUntil);
+      expect((await L().state(p.portalId, true)).planCode).to.equal('business');
+      // Paying ahead pays for the next period, on the new plan's terms.
+      const ahead = await L().recordPayment(p.portalId, {}, 'test');
+      expect(ahead.payment!.planCode).to.equal('start');
+      expect(ahead.after.paidUntil).to.equal(paid.after.paidUntil! + 30 * DAY_MS);
+      clock.days(26);
+      expect((await L().state(p.portalId, true)).planCode).to.equal('start');
+      await L().tick();
+      const { record } = await L().record(p.portalId);
+      expect(record.planCode).to.equal('start');
+      expect(record.nextPlanCode).to.equal(null);
+      expect(await audit(p.portalId)).to.include('licence.plan_changed');
+      clock.offset = start;
+    });
+
+    it('suspension over an active licence, and back', async () => {
+      const p = await newPortal(srv);
+      await L().recordPayment(p.portalId, { planCode: 'team' }, 'test');
+      const until = (await L().record(p.portalId)).record.paidUntil;
+      await L().suspend(p.portalId, 'chargeback under review', 'test');
+      const v = (await p.user.get('/licence')).body;
+      expect(v).to.deep.include({ status: 'suspended', canSend: false, reason: 'chargeback under review' });
+      expect(v.notice).to.deep.equal({ kind: 'suspended', message: 'InCRM is suspended for this portal: chargeback under review' });
+      await L().unsuspend(p.portalId, 'test');
+      expect((await p.user.get('/licence')).body).to.deep.include({ status: 'active', canSend: true });
+      expect((await L().record(p.portalId)).record.paidUntil).to.equal(until);
+    });
+
+    it('the number limit of the plan', async () => {
+      const p = await newPortal(srv);
+      await L().recordPayment(p.portalId, { planCode: 'start' }, 'test');
+      expect((await p.admin.post('/numbers')).status).to.equal(201);
+      const second = await p.admin.post('/numbers');
+      expect(second.status).to.equal(402);
+      expect(second.body.error.code).to.equal('number_limit');
+      expect(second.body.error.message).to.equal('The Start plan includes 1 WhatsApp number; disconnect one or change the plan to connect another.');
+    });
+
+    it('a maintenance window credits exactly the portals with access during it, exactly once', async () => {
+      const start = clock.offset;
+      const t0 = clock.now();
+      const paid = await newPortal(srv, 'paid');
+      await L().recordPayment(paid.portalId, { planCode: 'team' }, 'test');
+      const lapsed = await newPortal(srv, 'lapsed'); // trial ends at t0 + 3d, before the window
+      await L().install(lapsed.portalId, t0);
+      const suspended = await newPortal(srv, 'suspended');
+      await L().recordPayment(suspended.portalId, { planCode: 'team' }, 'test');
+      const later = await newPortal(srv, 'installed after');
+      await L().install(later.portalId, t0 + 7 * DAY_MS); // its install comes after the window
+      const trial = await newPortal(srv, 'trial in window');
+      clock.days(4);
+      await L().suspend(suspended.portalId, 'abuse', 'test');
+      await L().install(trial.portalId, clock.now() + DAY_MS / 2); // trial from t0 + 4.5d
+      const before = async (id: number) => (await L().record(id)).record;
+      const snap = new Map<number, { paidUntil: number | null; trialEndsAt: number }>();
+      for (const id of [paid.portalId, lapsed.portalId, suspended.portalId, trial.portalId]) {
+        const r = await before(id);
+        snap.set(id, { paidUntil: r.paidUntil, trialEndsAt: r.trialEndsAt });
+      }
+      // Window t0+5d … t0+6d+1h: 25 hours, credited as 2 whole days.
+      const declared = await srv.operator.declareMaintenance({ startAt: t0 + 5 * DAY_MS, endAt: t0 + 6 * DAY_MS + 3600_000, reason: 'database move' }, 'test');
+      expect(declared.days).to.equal(2);
+      expect(declared.credited, 'nothing before the window ends').to.deep.equal([]);
+      const soon = (await paid.user.get('/licence')).body.notice;
+      expect(soon.kind, 'notice before the window').to.equal('maintenance');
+      expect(soon.message).to.match(/^Planned maintenance .*database move/);
+      clock.days(1.5); // inside the window
+      await L().tick();
+      const during = (await paid.user.get('/licence')).body.notice;
+      expect(during.kind).to.equal('maintenance');
+      expect(during.message).to.match(/Maintenance in progress until .*database move/);
+      clock.days(1.5); // t0 + 7d: the window is over
+      await L().tick();
+      await L().tick();
+      await L().applyMaintenance();
+      const after = async (id: number) => (await L().record(id)).record;
+      expect((await after(paid.portalId)).paidUntil).to.equal(snap.get(paid.portalId)!.paidUntil! + 2 * DAY_MS);
+      expect((await after(trial.portalId)).trialEndsAt).to.equal(snap.get(trial.portalId)!.trialEndsAt + 2 * DAY_MS);
+      expect((await after(lapsed.portalId)).trialEndsAt).to.equal(snap.get(lapsed.portalId)!.trialEndsAt);
+      expect((await after(suspended.portalId)).paidUntil).to.equal(snap.get(suspended.portalId)!.paidUntil);
+      expect((await after(later.portalId)).trialEndsAt).to.equal(t0 + 10 * DAY_MS);
+      const credits = await srv.db.repos.licences.credits(declared.window.id);
+      expect(credits.map((c) => c.portalId).filter((id) => [paid.portalId, trial.portalId, lapsed.portalId, suspended.portalId, later.portalId].includes(id)).sort()).to.deep.equal(
+        [paid.portalId, trial.portalId].sort(),
+      );
+      expect((await srv.db.repos.audit.list({ portalId: paid.portalId })).filter((e) => e.action === 'licence.maintenance_credit')).to.have.length(1);
+      clock.offset = start;
+    });
+
+    it('Market status drives a Bitrix24 portal; direct payments are refused for it', async () => {
+      const p = await newPortal(srv);
+      await L().applyMarketStatus(p.portalId, { STATUS: 'P', PAYMENT_EXPIRED: 'N', DAYS: '12', LICENSE: 'de_ent10000' });
+      expect((await p.user.get('/licence')).body).to.deep.include({ status: 'active', daysLeft: 12 });
+      await L().applyMarketStatus(p.portalId, { STATUS: 'P', PAYMENT_EXPIRED: 'Y', DAYS: '-2' });
+      expect((await p.user.get('/licence')).body).to.deep.include({ status: 'expired', canSend: false });
+      let err: unknown = null;
+      await L().recordPayment(p.portalId, { planCode: 'team' }, 'test').catch((e) => (err = e));
+      expect(String(err)).to.match(/Bitrix24 Market/);
+      err = null;
+      await L().applyMarketStatus(p.portalId, { STATUS: 'Q' }).catch((e) => (err = e));
+      expect((err as { status: number }).status).to.equal(400);
+    });
+
+    it('alerts 7, 3, 1 days before expiry and on expiry: once each, to the CRM and as the banner', async () => {
+      const start = clock.offset;
+      const p = await newPortal(srv);
+      await L().recordPayment(p.portalId, { planCode: 'team' }, 'test');
+      const alerts = async () => (await srv.db.knex('crm_log').where({ portal_id: p.portalId, kind: 'alert' }).orderBy('id')).map((r) => JSON.parse(String(r.payload)) as { text: string; userIds: string[] });
+      await L().tick();
+      expect(await alerts()).to.have.length(0);
+      for (const [day, n, text] of [
+        [23.5, 1, /ends in 7 days/],
+        [4, 2, /ends in 3 days/],
+        [2, 3, /ends in 1 day /],
+        [1, 4, /InCRM access has expired/],
+      ] as const) {
+        clock.days(day);
+        await L().tick();
+        await L().tick();
+        const list = await waitFor(async () => ((await alerts()).length >= n ? alerts() : null), 3000, `alert ${n}`);
+        expect(list).to.have.length(n);
+        expect(list[n - 1]!.text).to.match(text);
+        expect(list[n - 1]!.userIds).to.deep.equal(['sim-admin']);
+      }
+      expect((await p.user.get('/licence')).body.notice.kind).to.equal('expired');
+      clock.offset = start;
+    });
+  });
+}
