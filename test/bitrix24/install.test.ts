@@ -25,7 +25,7 @@ describe('Bitrix24: install page', function () {
     expect(String(r.application_token)).not.to.contain(w.portal.applicationToken);
     expect(w.portal.placements.map((p) => p.placement).sort()).to.deep.equal(tabs);
     expect(w.portal.placements[0]!.handler).to.equal(`${w.srv.url}/bitrix24/placement`);
-    expect(w.portal.events.map((e) => e.event).sort()).to.deep.equal(['ONAPPINSTALL', 'ONAPPUNINSTALL']);
+    expect(w.portal.events.map((e) => e.event).sort()).to.deep.equal(['ONAPPINSTALL', 'ONAPPPAYMENT', 'ONAPPUNINSTALL']);
     const portal = await w.srv.db.repos.portals.get(w.portalId);
     expect(portal).to.include({ crm: 'bitrix24', externalId: w.portal.memberId, name: w.portal.domain });
   });
@@ -43,7 +43,7 @@ describe('Bitrix24: install page', function () {
     expect(await sdk.text()).to.contain('B24Js');
     // Bound again without duplicates: stale bindings were removed first.
     expect(w.portal.placements.map((p) => p.placement).sort()).to.deep.equal(tabs);
-    expect(w.portal.events).to.have.length(2);
+    expect(w.portal.events).to.have.length(3);
   });
 
   it('refuses a forged install: unknown tokens, or tokens of another portal for this member_id', async () => {
@@ -79,7 +79,7 @@ describe('Bitrix24: install in each event order, reinstall, events, uninstall', 
       const x = await row(srv, p.memberId);
       return x && x.state === 'active' && x.application_token && x.tokens ? x : null;
     }, 5000, 'installed');
-    await waitFor(() => p.placements.length === 4 && p.events.length === 2, 5000, 'bindings');
+    await waitFor(() => p.placements.length === 4 && p.events.length === 3, 5000, 'bindings');
     return r;
   };
 

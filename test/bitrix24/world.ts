@@ -43,9 +43,10 @@ export async function startB24(opts: { fake?: Partial<FakeBitrix24Options>; env?
 }
 
 /** A fake Bitrix24, our server pointed at it, and one portal installed through the install page. */
-export async function bitrix24World(opts: Parameters<typeof startB24>[0] = {}): Promise<B24World> {
+export async function bitrix24World(opts: Parameters<typeof startB24>[0] & { beforeInstall?: (p: FakeB24Portal) => void } = {}): Promise<B24World> {
   const { fake, srv } = await startB24(opts);
   const portal = fake.addPortal('acme' + Math.random().toString(16).slice(2, 8));
+  opts.beforeInstall?.(portal);
   const inst = fake.installation(portal);
   const res = await postInstall(srv, inst);
   if (res.status !== 200) throw new Error(`install answered ${res.status}: ${await res.text()}`);

@@ -63,6 +63,8 @@ export interface FakeB24Portal {
   events: Array<{ event: string; handler: string }>;
   applicationToken: string;
   installed: boolean;
+  /** What `app.info` answers about billing (default: a local app, no Market billing). */
+  market: { STATUS: string; PAYMENT_EXPIRED: 'Y' | 'N'; DAYS: number | null };
 }
 
 export interface FakeBitrix24Options {
@@ -165,6 +167,7 @@ export class FakeBitrix24 {
       events: [],
       applicationToken: crypto.randomBytes(16).toString('hex'),
       installed: false,
+      market: { STATUS: 'L', PAYMENT_EXPIRED: 'N', DAYS: null },
     };
     this.portals.set(p.memberId, p);
     return p;
@@ -256,6 +259,12 @@ export class FakeBitrix24 {
       },
     };
     return { query, form, event, pair };
+  }
+
+  /** ONAPPPAYMENT, as Bitrix24 posts it when the portal paid for the app in the Market. */
+  paymentEvent(p: FakeB24Portal) {
+    const auth = { domain: p.domain, server_endpoint: 'https://oauth.bitrix.info/rest/', status: p.market.STATUS, client_endpoint: `https://${p.domain}/rest/`, member_id: p.memberId, application_token: p.applicationToken };
+    return { event: 'ONAPPPAYMENT', event_handler_id: '0', data: { CODE: 'incrm.whatsapp', VERSION: '1', STATUS: p.market.STATUS, PAYMENT_EXPIRED: p.market.PAYMENT_EXPIRED, DAYS: String(p.market.DAYS ?? '') }, ts: String(Math.floor(Date.now() / 1000)), auth };
   }
 
   uninstallEvent(p: FakeB24Portal, opts: { clean?: boolean; applicationToken?: string | null } = {}) {
@@ -538,7 +547,7 @@ export class FakeBitrix24 {
           params,
         );
       case 'app.info':
-        return { result: { ID: 42, CODE: 'local.incrm', VERSION: 1, STATUS: 'L', INSTALLED: p.installed, PAYMENT_EXPIRED: 'N', DAYS: null, LANGUAGE_ID: 'en', LICENSE: 'en_pro100' } };
+        return { result: { ID: 42, CODE: 'local.incrm', VERSION: 1, ...p.market, INSTALLED: p.installed, LANGUAGE_ID: 'en', LICENSE: 'en_pro100' } };
       case 'placement.get':
         return { result: p.placements.map((x) => ({ placement: x.placement, userId: 0, handler: x.handler, options: [], title: x.title, description: '', langAll: {} })) };
       case 'placement.bind': {

@@ -131,6 +131,7 @@ export class FakeKommo {
   private readonly refresh = new Map<string, { domain: string; used: boolean }>();
   private outageUntil = 0;
   private outageN = 0;
+  private outageHeld = false;
   private nextId = 1000;
   private server: https.Server | null = null;
   url = '';
@@ -196,13 +197,22 @@ export class FakeKommo {
     for (const t of this.refresh.values()) if (t.domain === domain) t.used = true;
   }
 
-  /** Kommo down for `simulatedMs` (scaled by `timeScale`): answers 429, 500, 502, 503 in turn. */
-  outage(simulatedMs: number): void {
+  /**
+   * Kommo down for `simulatedMs` (scaled by `timeScale`): answers 429, 500, 502, 503 in turn.
+   * With `hold`, it also stays down until `release()`, so a test on a busy machine can finish sending
+   * its burst while Kommo is down however slowly the burst goes.
+   */
+  outage(simulatedMs: number, opts: { hold?: boolean } = {}): void {
     this.outageUntil = Date.now() + simulatedMs / (this.opts.timeScale ?? 1);
+    this.outageHeld = opts.hold === true;
+  }
+
+  release(): void {
+    this.outageHeld = false;
   }
 
   get down(): boolean {
-    return Date.now() < this.outageUntil;
+    return this.outageHeld || Date.now() < this.outageUntil;
   }
 
   addContact(acc: FakeAccount, c: { name: string; phones: string[]; responsible?: number }): FakeContact {

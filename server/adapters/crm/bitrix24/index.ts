@@ -11,6 +11,7 @@ import { SecretBox } from '../../../security/secretBox';
 import { Bitrix24Adapter } from './adapter';
 import { Bitrix24Api } from './client';
 import { JOB_BITRIX24_BIND, JOB_BITRIX24_PURGE, bindJob, bitrix24ApiRoutes, bitrix24Router, purgeJob } from './routes';
+import { JOB_BITRIX24_MARKET, marketJob, type MarketBilling } from './market';
 import { Bitrix24Store } from './store';
 
 export interface Bitrix24Module {
@@ -34,6 +35,8 @@ export function createBitrix24(deps: {
   log: Logger;
   /** This server process (per-phone claim rows). */
   worker: string;
+  /** Market billing drives the licence of portals that pay through the Bitrix24 Market. */
+  billing?: MarketBilling;
 }): Bitrix24Module {
   const { config } = deps;
   const log = deps.log.child({ crm: 'bitrix24' });
@@ -70,7 +73,18 @@ export function createBitrix24(deps: {
       allowSelfFraming: config.WA_ENGINE === 'simulator',
     }),
     apiRoutes: bitrix24ApiRoutes(store, adapter, deps.db),
-    jobs: { [JOB_BITRIX24_PURGE]: purgeJob(store, deps.clock, log), [JOB_BITRIX24_BIND]: bindJob(api, log) },
+    jobs: {
+      [JOB_BITRIX24_PURGE]: purgeJob(store, deps.clock, log),
+      [JOB_BITRIX24_BIND]: bindJob(api, log),
+      [JOB_BITRIX24_MARKET]: marketJob({
+        api,
+        billing: deps.billing ?? null,
+        jobs: deps.db.repos.jobs,
+        clock: deps.clock,
+        log,
+        portalActive: async (portalId) => (await store.byPortal(portalId))?.state === 'active',
+      }),
+    },
   };
 }
 

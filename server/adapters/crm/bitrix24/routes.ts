@@ -15,6 +15,7 @@ import { Bitrix24NotAuthorized, Bitrix24OAuthRefused, Bitrix24Rejected, Bitrix24
 import { BITRIX24_APP, entityOfPlacement } from './descriptor';
 import { installPage, messagePage, widgetLang, widgetPage } from './pages';
 import type { B24Portal, B24Tokens, Bitrix24Store } from './store';
+import { marketCheck } from './market';
 
 export const JOB_BITRIX24_PURGE = 'bitrix24.purge';
 export const JOB_BITRIX24_BIND = 'bitrix24.bind';
@@ -348,6 +349,7 @@ export function bitrix24Router(d: Bitrix24RouteDeps): express.Router {
       d.log.warn({ portalId: portal.portalId, err: (err as Error).message }, 'binding the card tabs failed; retrying in the background');
       detail = `InCRM is installed in ${portal.domain}; the card tabs will appear in a few minutes (Bitrix24 answered: ${(err as Error).message}).`;
     }
+    await marketCheck(d.db.repos.jobs, portal.portalId);
     sendPage(d, res, 200, installPage({ ok: true, domain: portal.domain, detail }), portal);
   });
 
@@ -375,6 +377,7 @@ export function bitrix24Router(d: Bitrix24RouteDeps): express.Router {
     void (async () => {
       if (event === 'ONAPPINSTALL') await onInstallEvent(dl, auth, base, stored);
       else if (event === 'ONAPPUNINSTALL') await onUninstall(d, auth.member_id, String(data.CLEAN ?? '0') === '1');
+      else if (event === 'ONAPPPAYMENT' && stored) await marketCheck(d.db.repos.jobs, stored.portalId);
       else d.log.debug({ event, memberId: auth.member_id }, 'Bitrix24 event ignored');
     })().catch((err) => d.log.error({ err, event, memberId: auth.member_id }, 'Bitrix24 event processing failed'));
   });
@@ -460,6 +463,7 @@ async function onInstallEvent(d: Bitrix24RouteDeps & { lock: KeyedMutex }, auth:
   if (auth.user_id !== undefined) await d.store.seeUser(out.portal.portalId, String(auth.user_id), null, true, d.clock.now());
   // Install-callback apps have no install page: the tabs are bound from here (a durable job).
   await d.db.repos.jobs.enqueue({ kind: JOB_BITRIX24_BIND, portalId: out.portal.portalId, payload: { base }, dedupeKey: `bitrix24.bind:${out.portal.portalId}` });
+  await marketCheck(d.db.repos.jobs, out.portal.portalId);
 }
 
 async function onUninstall(d: Bitrix24RouteDeps, member: string, clean: boolean): Promise<void> {
