@@ -25,7 +25,7 @@ export function Composer({ t, disabled, files, setFiles, onText, onFiles, onVoic
 
   useEffect(() => () => stopTracks(), []);
 
-  if (disabled) return <div class="cmp"><div class="disabled-note">{t('composer.disabled', { reason: disabled })}</div></div>;
+  if (disabled) return <div class="cmp"><div class="disabled-note" data-testid="composer-disabled">{t('composer.disabled', { reason: disabled })}</div></div>;
 
   const send = () => {
     askNotifyPermission();
