@@ -175,7 +175,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   extra.push(widgetAssets.router(), bitrix24.router);
   if (network) extra.push(demoRouter(widgetAssets), kommoDemoRouter(opts.kommoDemo ?? null), bitrix24DemoRouter(config.BITRIX24_REST_URL));
   extra.push(
-    consoleRouter({ accounts, licences, db, tokens, publicUrl: config.PUBLIC_URL ?? null, widgetFile: path.resolve('dist/widget/standalone.js') }),
+    consoleRouter({ accounts, licences, db, tokens, publicUrl: config.PUBLIC_URL ?? null, widgetUrl: () => widgetAssets.url('standalone.js') }),
   );
   const app = createApp({ log, metrics, tokens, apiRoutes, extra, before: [kommo.cors, ...(config.OPERATOR_TOKEN ? [operatorGuard(config.OPERATOR_TOKEN)] : [])], version: VERSION });
 

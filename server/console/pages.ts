@@ -145,13 +145,13 @@ ${l.reason ? `<p><b>Reason:</b> ${esc(l.reason)}</p>` : ''}</div>
 <div class="card"><h2>Payments</h2>${payments}</div>`;
 }
 
-export function numbersPage(portal: { id: number; name: string }, boot: Record<string, unknown>): { body: string; tail: string } {
+export function numbersPage(portal: { id: number; name: string }, boot: Record<string, unknown>, scriptUrl: string): { body: string; tail: string } {
   // JSON inside a <script>: `<` escaped so no value can close the tag.
   const json = JSON.stringify(boot).replace(/</g, '\\u003c');
   return {
     body: `<p><a href="/account/portals/${portal.id}">← ${esc(portal.name)}</a></p><h1>Connect a WhatsApp number</h1>
-<div class="card"><div id="incrm-root"><p class="muted">Loading the settings…</p></div></div>`,
-    tail: `<script>window.INCRM_BOOT = ${json};</script><script src="/widget/standalone.js" defer></script>`,
+<div class="card"><div id="incrm"><p class="muted">Loading the settings…</p></div></div>`,
+    tail: `<script>window.INCRM_BOOT = ${json};</script><script src="${esc(scriptUrl)}" defer></script>`,
   };
 }
 

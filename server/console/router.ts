@@ -6,8 +6,6 @@
 // carries the value of a separate random cookie (double submit), compared in constant time —
 // a cross-site page can neither read that cookie nor make the browser send it on a POST.
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import express, { type Request, type Response } from 'express';
 import { AppError } from '../domain/errors';
 import type { LicenceService } from '../domain/licenceService';
@@ -52,8 +50,8 @@ export function consoleRouter(deps: {
   db: Database;
   tokens: TokenService;
   publicUrl: string | null;
-  /** Where the widget bundle lives (dist/widget/standalone.js). */
-  widgetFile: string;
+  /** The widget bundle's URL (served by the widget assets route, with its content hash). */
+  widgetUrl(): string;
 }): express.Router {
   const { accounts, licences, db, tokens } = deps;
   const r = express.Router();
@@ -267,23 +265,16 @@ export function consoleRouter(deps: {
     const boot = {
       host: 'standalone',
       view: 'settings',
-      apiBase: `${base}/api/v1`,
+      // The widget's API client adds /api/v1 itself: the base is the server's origin.
+      apiBase: base,
       token,
       tokenExpiresAt: new Date(now + EMBED_TOKEN_MS).toISOString(),
       lang: langFromHeader(req.header('accept-language')),
       admin: true,
     };
-    const { body, tail } = P.numbersPage(portal, boot);
+    const { body, tail } = P.numbersPage(portal, boot, deps.widgetUrl());
     render(req, res, 'Connect a number', body, acc, 200, tail);
   }));
-
-  // The widget bundle is built by the widget (dist/widget/standalone.js); 404 until it exists.
-  r.get('/widget/standalone.js', (_req, res, next) => {
-    if (!fs.existsSync(deps.widgetFile)) return next();
-    res.setHeader('Content-Type', 'text/javascript; charset=utf-8');
-    res.setHeader('Cache-Control', 'no-cache');
-    res.sendFile(path.resolve(deps.widgetFile));
-  });
 
   return r;
 }

@@ -5,6 +5,7 @@ import type { Browser } from 'playwright-core';
 import type { RunningServer } from '../../server/main';
 import { chromiumPath, launchBrowser, SCREENSHOTS } from '../helpers/browser';
 import { client, startTestServer } from '../helpers/server';
+import { ensureWidgetBuilt } from '../helpers/widget';
 
 describe('the account console in Chromium', function () {
   this.timeout(60_000);
@@ -13,6 +14,7 @@ describe('the account console in Chromium', function () {
 
   before(async function () {
     if (!chromiumPath()) this.skip();
+    await ensureWidgetBuilt();
     srv = await startTestServer({}, { licenceTickMs: 0 });
     browser = await launchBrowser();
   });
@@ -62,6 +64,18 @@ describe('the account console in Chromium', function () {
     const file = path.join(SCREENSHOTS, 'console-portal.png');
     await page.screenshot({ path: file, fullPage: true });
     expect(fs.statSync(file).size).to.be.greaterThan(10_000);
+
+    // Connect a number by QR with the same settings tab the CRMs show (the standalone widget bundle).
+    await page.getByRole('link', { name: 'Connect a number by QR' }).click();
+    await page.locator('[data-testid=settings-root][data-ready=true]').waitFor();
+    await page.locator('[data-testid=connect-button]').click();
+    await page.locator('[data-testid=qr-image]').waitFor();
+    const row = page.locator('[data-testid=number-row][data-state=qr]');
+    const numberId = Number(await row.getAttribute('data-number-id'));
+    await anon.post(`/simulator/numbers/${numberId}/scan`, { phone: '+15550003030' });
+    await page.locator(`[data-testid=number-row][data-number-id="${numberId}"][data-state=ready]`).waitFor();
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'console-numbers.png'), fullPage: true });
+
     const cookies = await page.context().cookies();
     expect(cookies.find((c) => c.name === 'incrm_session')).to.deep.include({ httpOnly: true, sameSite: 'Lax' });
   });
