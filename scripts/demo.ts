@@ -28,7 +28,7 @@ async function run(): Promise<void> {
     const { packKommoWidget } = await import('./kommo-widget.mjs');
     await packKommoWidget({ out: archive });
   }
-  const server = await startServer(config, { log: createLogger(config.LOG_LEVEL), kommoDemo: kommo.provider(archive) });
+  const server = await startServer(config, { log: createLogger(config.LOG_LEVEL), kommoDemo: kommo.provider(archive), bitrix24Demo: bitrix24.card });
   const base = config.PUBLIC_URL ?? `http://localhost:${server.port}`;
   const installed = await kommo.install(server.url);
   const b24Status = await bitrix24.install(server.url);
@@ -38,7 +38,7 @@ async function run(): Promise<void> {
       'InCRM demo (simulated WhatsApp, emulated Kommo and Bitrix24)',
       `  Kommo card:  ${base}/demo/kommo      lead "${kommo.lead.name}" with the WhatsApp panel and the notes feed`,
       `  settings:    ${base}/demo/kommo?view=settings   connect a number by QR (the page's phone simulator scans it)`,
-      `  Bitrix24:    ${bitrix24.pageUrl(base)}   an emulated deal card with the WhatsApp tab and its timeline`,
+      `  Bitrix24:    ${base}/demo/bitrix24   an emulated deal card with the WhatsApp tab and its timeline`,
       `  core demo:   ${base}/demo      connect a number by QR, chat as the manager and as the client`,
       `  API docs:    ${base}/api/v1/openapi.json`,
       `  health:      ${base}/healthz`,

@@ -59,6 +59,8 @@ export interface StartOptions {
   widgetDir?: string;
   /** The Kommo account behind /demo/kommo (simulator engine only): `npm run demo` and the browser tests. */
   kommoDemo?: KommoDemoProvider;
+  /** The demo Bitrix24 portal and deal a bare /demo/bitrix24 opens (simulator engine only). */
+  bitrix24Demo?: { member: string; deal: string };
   /** Tariffs (default: PLANS_FILE or manifest/plans.json). */
   plans?: PlanCatalog;
   /** Console lockout and session limits (tests shorten the slow-down). */
@@ -173,7 +175,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const extra = [systemRouter({ db, dialect: db.dialect, engine, metrics, media, secret: config.SECRET_KEY, version: VERSION })];
   extra.push(kommo.router);
   extra.push(widgetAssets.router(), bitrix24.router);
-  if (network) extra.push(demoRouter(widgetAssets), kommoDemoRouter(opts.kommoDemo ?? null), bitrix24DemoRouter(config.BITRIX24_REST_URL));
+  if (network) extra.push(demoRouter(widgetAssets), kommoDemoRouter(opts.kommoDemo ?? null), bitrix24DemoRouter(config.BITRIX24_REST_URL, opts.bitrix24Demo ?? null));
   extra.push(
     consoleRouter({ accounts, licences, db, tokens, publicUrl: config.PUBLIC_URL ?? null, widgetUrl: () => widgetAssets.url('standalone.js') }),
   );

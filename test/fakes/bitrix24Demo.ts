@@ -16,6 +16,8 @@ export interface DemoBitrix24 {
   install(serverUrl: string): Promise<number>;
   /** The emulated portal page of this deal on our server. */
   pageUrl(serverUrl: string): string;
+  /** What a bare /demo/bitrix24 opens. */
+  card: { member: string; deal: string };
   close(): Promise<void>;
 }
 
@@ -42,6 +44,7 @@ export async function startDemoBitrix24(opts: { contactPhone?: string } = {}): P
       await fetch(`${serverUrl}/bitrix24/events`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: qs.stringify(inst.event) });
       return page.status;
     },
+    card: { member: portal.memberId, deal: String(deal.ID) },
     pageUrl: (serverUrl) => `${serverUrl}/demo/bitrix24?member=${portal.memberId}&deal=${deal.ID}`,
     close: () => fake.stop(),
   };

@@ -11,9 +11,14 @@ import { z } from 'zod';
 
 const query = z.object({ member: z.string().regex(/^[0-9A-Za-z_-]{1,64}$/), deal: z.string().regex(/^\d{1,20}$/), user: z.string().regex(/^\d{1,10}$/).default('7'), lang: z.string().regex(/^[a-z]{2}$/).default('en') });
 
-export function bitrix24DemoRouter(restUrl: string | undefined): express.Router {
+/** `card`: the demo portal and deal that a bare `/demo/bitrix24` opens (`npm run demo` sets it). */
+export function bitrix24DemoRouter(restUrl: string | undefined, card: { member: string; deal: string } | null = null): express.Router {
   const r = express.Router();
   r.get('/demo/bitrix24', (req, res) => {
+    if (card && req.query.member === undefined && req.query.deal === undefined) {
+      const rest = new URLSearchParams(req.query as Record<string, string>);
+      return void res.redirect(302, `/demo/bitrix24?${new URLSearchParams({ member: card.member, deal: card.deal, ...Object.fromEntries(rest) })}`);
+    }
     res.setHeader('Content-Type', 'text/html; charset=utf-8');
     const q = query.safeParse(req.query);
     if (!restUrl || !q.success) {
