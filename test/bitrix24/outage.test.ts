@@ -40,7 +40,9 @@ for (const database of testDatabases()) {
       expect(w.fake.isDown, 'all 300 arrived while Bitrix24 was down').to.equal(true);
       await waitFor(() => !w.fake.isDown, 10_000, 'outage over');
       await waitFor(() => w.portal.comments.filter((c) => c.COMMENT.includes('outage msg')).length >= 600, 150_000, '600 comments');
-      await waitFor(async () => Number((await w.srv.db.knex('jobs').whereIn('state', ['pending', 'running']).count({ n: '*' }))[0]!.n) === 0, 60_000, 'queue empty');
+      // Due work only: the daily Market billing check stays scheduled for tomorrow.
+      const due = () => w.srv.db.knex('jobs').whereIn('state', ['pending', 'running']).andWhere('run_at', '<=', Date.now() + 60_000).count({ n: '*' });
+      await waitFor(async () => Number((await due())[0]!.n) === 0, 60_000, 'queue empty');
       const took = Date.now() - started;
       await new Promise((r) => setTimeout(r, 500)); // anything doubled would show up now
       // Both kinds were met: 5xx first, then QUERY_LIMIT_EXCEEDED (the queue paused instead of hammering).

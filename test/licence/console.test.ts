@@ -204,8 +204,8 @@ for (const target of testDatabases()) {
 
       const embed = await b.get(`/account/portals/${p.portalId}/numbers`);
       const boot = JSON.parse(/window\.INCRM_BOOT = (\{.*?\});<\/script>/.exec(embed.html)![1]!);
-      expect(boot).to.deep.include({ host: 'standalone', view: 'settings', apiBase: 'https://console.example.test/api/v1', admin: true, lang: 'en' });
-      expect(embed.html).to.include('<script src="/widget/standalone.js" defer></script>');
+      expect(boot).to.deep.include({ host: 'standalone', view: 'settings', apiBase: 'https://console.example.test', admin: true, lang: 'en' });
+      expect(embed.html).to.match(/<script src="\/widget\/standalone\.js(\?v=[0-9a-f]+)?" defer><\/script>/);
       const principal = srv.tokens.verify(boot.token);
       expect(principal).to.deep.include({ portalId: p.portalId, admin: true });
       expect(Date.parse(boot.tokenExpiresAt) - Date.now()).to.be.within(29 * 60_000, 30 * 60_000 + 1000);
