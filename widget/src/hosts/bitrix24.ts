@@ -38,6 +38,7 @@ async function renew(): Promise<void> {
 }
 
 let fitQueued = false;
+let lastHeight = -1;
 const host: Host = {
   lang: boot.lang,
   apiBase: boot.apiBase,
@@ -56,10 +57,15 @@ const host: Host = {
     return current;
   },
   fitHeight() {
+    // Called after every render; the portal is asked to resize only when the height really changed
+    // (each fitWindow is a postMessage round trip through the portal's page).
     if (fitQueued) return;
     fitQueued = true;
     requestAnimationFrame(() => {
       fitQueued = false;
+      const h = document.documentElement.scrollHeight;
+      if (h === lastHeight) return;
+      lastHeight = h;
       void b24?.parent.fitWindow().catch(() => {});
     });
   },
