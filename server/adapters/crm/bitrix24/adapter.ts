@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { z } from 'zod';
+import { crmMessageText } from '../../../domain/crmText';
 import { KeyedMutex } from '../../../domain/mutex';
 import { toE164 } from '../../../domain/phone';
 import type { Clock, CrmAdapter, CrmMessageRecord, EntityRef } from '../../../domain/ports';
@@ -45,17 +46,7 @@ const isKind = (t: string): t is Kind => t in KINDS;
 
 /** Text of the timeline comment a message becomes; the last line is the marker that finds it again. */
 export function commentText(m: CrmMessageRecord, key: string): string {
-  const client = [m.phone ?? 'hidden number', m.contactName ? `(${m.contactName})` : ''].filter(Boolean).join(' ');
-  const head =
-    m.direction === 'in'
-      ? `WhatsApp ← ${client}${m.numberPhone ? ` to ${m.numberPhone}` : ''}`
-      : `WhatsApp → ${client}${m.numberPhone ? ` from ${m.numberPhone}` : ''}${m.fromPhone ? ' (sent from the phone)' : ''}`;
-  const lines = [head];
-  if (m.text) lines.push(m.text);
-  else if (m.type !== 'text') lines.push(`[${m.type}]`);
-  if (m.mediaUrl) lines.push(`${m.type === 'voice' ? 'Voice message' : 'Attachment'}: ${m.mediaUrl}`);
-  lines.push(marker(key));
-  return lines.join('\n');
+  return `${crmMessageText(m)}\n${marker(key)}`;
 }
 
 export const marker = (key: string) => `#incrm-${key}`;

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { z } from 'zod';
+import { crmMessageText } from '../../../domain/crmText';
 import { KeyedMutex } from '../../../domain/mutex';
 import { toE164 } from '../../../domain/phone';
 import type { Clock, CrmAdapter, CrmMessageRecord, EntityRef, LivePublisher } from '../../../domain/ports';
@@ -82,19 +83,6 @@ export interface KommoAdapterDeps {
   log: Logger;
 }
 
-/** Text of the note a message becomes: who wrote to whom, the text, and a link to any media. */
-export function noteText(m: CrmMessageRecord): string {
-  const client = [m.phone ?? 'hidden number', m.contactName ? `(${m.contactName})` : ''].filter(Boolean).join(' ');
-  const head =
-    m.direction === 'in'
-      ? `WhatsApp ← ${client}${m.numberPhone ? ` to ${m.numberPhone}` : ''}`
-      : `WhatsApp → ${client}${m.numberPhone ? ` from ${m.numberPhone}` : ''}${m.fromPhone ? ' (sent from the phone)' : ''}`;
-  const lines = [head];
-  if (m.text) lines.push(m.text);
-  else if (m.type !== 'text') lines.push(`[${m.type}]`);
-  if (m.mediaUrl) lines.push(`${m.type === 'voice' ? 'Voice message' : 'Attachment'}: ${m.mediaUrl}`);
-  return lines.join('\n');
-}
 
 /**
  * The CRM port for Kommo. A WhatsApp phone maps to one Kommo contact (and the lead made or found
@@ -218,7 +206,7 @@ export class KommoAdapter implements CrmAdapter {
         ? `m:${message.messageId}`
         : 'h:' + crypto.createHash('sha256').update(JSON.stringify([message.direction, message.phone, message.at, message.type, message.text])).digest('hex').slice(0, 40);
     const done = await this.d.store.notesDone(portal.id, key);
-    const text = noteText(message);
+    const text = crmMessageText(message);
     // One note per record, each remembered as soon as Kommo confirms it: a retry after a failure
     // halfway writes only the missing ones.
     for (const t of targets) {
