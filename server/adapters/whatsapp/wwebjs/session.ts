@@ -319,14 +319,23 @@ export class WwebjsSession implements WhatsAppSession {
     this.d.onEnd(this);
   }
 
-  /** Closes the browser keeping the login (server shutdown, admin restart). */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /**
+   * The start of close() and logout(): false when the session already ended; otherwise marks it
+   * ended, orphans late library events (generation) and gives up any wait for a slot or launch.
+   */
+  private beginEnd(): boolean {
+    if (this.closed) return false;
     this.closed = true;
     this.generation++;
     this.clearAllTimers();
     this.d.slots.cancel(this);
     this.d.launchGate.cancel(this);
+    return true;
+  }
+
+  /** Closes the browser keeping the login (server shutdown, admin restart). */
+  async close(): Promise<void> {
+    if (!this.beginEnd()) return;
     await this.teardown();
     this.d.slots.release(this);
     this.phase = 'stopped';
@@ -335,12 +344,7 @@ export class WwebjsSession implements WhatsAppSession {
 
   /** Unlinks the device on WhatsApp and deletes the login. */
   async logout(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.generation++;
-    this.clearAllTimers();
-    this.d.slots.cancel(this);
-    this.d.launchGate.cancel(this);
+    if (!this.beginEnd()) return;
     const client = this.client;
     if (client && this.phase === 'ready') {
       await withTimeout(client.logout(), this.d.timing.closeTimeoutMs, 'logout').catch((err) =>
