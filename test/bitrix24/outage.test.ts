@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { testDatabases } from '../helpers/databases';
-import { client, waitFor } from '../helpers/server';
+import { outageBurst, waitFor } from '../helpers/server';
 import { bitrix24World, connectNumber, type B24World } from './world';
 
 for (const database of testDatabases()) {
@@ -25,18 +25,7 @@ for (const database of testDatabases()) {
       }
       const started = Date.now();
       w.fake.down(5 * 60_000);
-      const anon = client(w.srv.url + '/api/v1');
-      const sent: string[] = [];
-      for (let batch = 0; batch < 15; batch++) {
-        await Promise.all(
-          Array.from({ length: 20 }, (_, i) => {
-            const n = batch * 20 + i;
-            const text = `outage msg ${n}.`;
-            sent.push(text);
-            return anon.post('/simulator/inbound', { to: num.phone, from: `+1555888${String(n % 30).padStart(4, '0')}`, name: `Client ${n % 30}`, text });
-          }),
-        );
-      }
+      const sent = await outageBurst(w.srv.url, num.phone);
       expect(w.fake.isDown, 'all 300 arrived while Bitrix24 was down').to.equal(true);
       await waitFor(() => !w.fake.isDown, 10_000, 'outage over');
       await waitFor(() => w.portal.comments.filter((c) => c.COMMENT.includes('outage msg')).length >= 600, 150_000, '600 comments');

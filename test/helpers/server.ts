@@ -89,3 +89,24 @@ export async function portalWithNumber(srv: RunningServer, numberPhone = '+15550
   await waitFor(async () => (await admin.get(`/numbers/${numberId}`)).body.state === 'ready', 5000, 'ready');
   return { ...portal, numberId, numberPhone, admin, user, anon };
 }
+
+/**
+ * The CRM outage tests' burst: 300 inbound messages in 15 waves of 20 to `to`, from 30 clients
+ * `+15558880000`… (the first ten are the CRM's known contacts), each text `outage msg N.`.
+ * Returns the texts in the order sent.
+ */
+export async function outageBurst(serverUrl: string, to: string): Promise<string[]> {
+  const anon = client(serverUrl + '/api/v1');
+  const sent: string[] = [];
+  for (let batch = 0; batch < 15; batch++) {
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => {
+        const n = batch * 20 + i;
+        const text = `outage msg ${n}.`;
+        sent.push(text);
+        return anon.post('/simulator/inbound', { to, from: `+1555888${String(n % 30).padStart(4, '0')}`, name: `Client ${n % 30}`, text });
+      }),
+    );
+  }
+  return sent;
+}

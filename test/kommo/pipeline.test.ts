@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { testDatabases } from '../helpers/databases';
-import { client, waitFor } from '../helpers/server';
+import { outageBurst, waitFor } from '../helpers/server';
 import { connectNumber, kommoWorld, widgetClient, type KommoWorld } from './world';
 
 async function setSettings(w: KommoWorld, settings: Record<string, unknown>) {
@@ -134,18 +134,7 @@ for (const database of testDatabases()) {
         w.fake.addLead(w.acc, { name: `Deal ${p}`, contactIds: [c.id] });
       }
       w.fake.outage(5 * 60_000, { hold: true });
-      const anon = client(w.srv.url + '/api/v1');
-      const sent: string[] = [];
-      for (let batch = 0; batch < 15; batch++) {
-        await Promise.all(
-          Array.from({ length: 20 }, (_, i) => {
-            const n = batch * 20 + i;
-            const text = `outage msg ${n}.`;
-            sent.push(text);
-            return anon.post('/simulator/inbound', { to: num.phone, from: `+1555888${String(n % 30).padStart(4, '0')}`, name: `Client ${n % 30}`, text });
-          }),
-        );
-      }
+      const sent = await outageBurst(w.srv.url, num.phone);
       expect(w.fake.down, 'all 300 sent while Kommo was down').to.equal(true);
       w.fake.release();
       await waitFor(() => !w.fake.down, 10_000, 'outage over');
