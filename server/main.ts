@@ -45,6 +45,7 @@ import { createLogger, type Logger } from './logger';
 import { FileMediaStore } from './media/store';
 import { Metrics } from './metrics';
 import { openDatabase, type KnexDatabase } from './persistence/database';
+import { inBackground } from './persistence/connectionGate';
 
 export const VERSION = '0.1.0';
 
@@ -157,7 +158,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   // limit) never makes a manager's message wait for a free slot.
   runner = new RunnerGroup([
     new JobRunner(db, handlers, { ...base, worker: `${worker}-send`, concurrency: 4, lane: { only: [JOB_SEND] } }, clock, events),
-    new JobRunner(db, handlers, { ...base, worker: `${worker}-bg`, lane: { except: [JOB_SEND] } }, clock, events),
+    // Background jobs also yield SQLite's one connection to requests and sends (connectionGate).
+    new JobRunner(db, handlers, { ...base, worker: `${worker}-bg`, lane: { except: [JOB_SEND] }, around: inBackground }, clock, events),
   ]);
 
   const openStreams = new Set<{ end(): void }>();

@@ -33,6 +33,11 @@ export interface JobRunnerOptions {
   backoffMaxMs: number;
   /** The kinds this runner takes (default: all). */
   lane?: JobLane;
+  /**
+   * Wraps each job's run, so the composition root can mark a lane's work (e.g. its database
+   * queries as background, behind requests and sends). Default: runs it as it is.
+   */
+  around?: (run: () => Promise<void>) => Promise<void>;
 }
 
 export interface JobEvents {
@@ -116,9 +121,10 @@ export class JobRunner {
           this.events.error?.(err);
         }
       }
+      const around = this.opts.around ?? ((run: () => Promise<void>) => run());
       for (const job of claimed) {
         this.inHand.add(job.id);
-        const p = this.execute(job).finally(() => {
+        const p = around(() => this.execute(job)).finally(() => {
           this.inHand.delete(job.id);
           this.inFlight.delete(p);
           this.wake();

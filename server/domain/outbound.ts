@@ -5,7 +5,7 @@ import { PermanentJobError, type JobHandler } from './jobs';
 import { KeyedMutex } from './mutex';
 import { chatIdOf } from './phone';
 import { PermanentSendError, type AckStatus, type Job, type WhatsAppSession } from './ports';
-import { allowedFrom } from './status';
+import { allowedFrom, rank } from './status';
 import type { Message, MessageType, Principal } from './types';
 
 export const JOB_SEND = 'wa.send';
@@ -38,6 +38,22 @@ const VOICE_MIMES = ['audio/ogg', 'audio/ogg; codecs=opus', 'audio/opus'];
 
 const ACK_TTL_MS = 120_000;
 
+type ParkedAck = { status: AckStatus; error?: string; at: number };
+
+/**
+ * The parked acks worth applying: statuses only move forward, so of `sent`, `delivered`, `read`
+ * the furthest says it all (one update instead of three). A failure is kept, in its place.
+ */
+function furthestAcks(acks: ParkedAck[]): ParkedAck[] {
+  let best: ParkedAck | null = null;
+  const out: ParkedAck[] = [];
+  for (const a of acks) {
+    if (a.status === 'failed') out.push(a);
+    else if (!best || rank(a.status) > rank(best.status)) best = a;
+  }
+  return best ? [best, ...out] : out;
+}
+
 /**
  * The outbound path: a message is stored `queued` (with the caller's idempotency key) before the
  * API answers, then a durable job sends it. Acks move the status forward only.
@@ -45,7 +61,9 @@ const ACK_TTL_MS = 120_000;
 export class OutboundService {
   private readonly chatLock = new KeyedMutex();
   /** Acks that came before the send call returned the message's id. */
-  private readonly earlyAcks = new Map<string, { status: AckStatus; error?: string; at: number }[]>();
+  private readonly earlyAcks = new Map<string, ParkedAck[]>();
+  /** `numberId:waMessageId` of sends that WhatsApp took but whose id is not committed yet. */
+  private readonly linking = new Set<string>();
 
   constructor(
     private readonly ctx: DomainContext,
@@ -147,26 +165,34 @@ export class OutboundService {
     const chatId = contact.waId || (contact.phone ? chatIdOf(contact.phone) : null);
     if (!chatId) throw new PermanentJobError('the contact has no WhatsApp id');
 
-    await this.chatLock.run(`${msg.numberId}:${chatId}`, async () => {
+    // The chat lock keeps sends to one chat in order and makes the look-back below unambiguous.
+    // It covers the engine call only: linking the id afterwards (a transaction) happens outside it,
+    // so the next message of the chat does not wait for our commit. Ids sent but not yet linked
+    // are kept in `linking`, and the look-back treats them as taken.
+    const outcome = await this.chatLock.run(`${msg.numberId}:${chatId}`, async (): Promise<{ link: string } | null> => {
       // The id came back through catch-up (adoptPendingSend): WhatsApp has the message.
       if (msg.waMessageId !== null) {
         const sent = await db.repos.messages.setStatus(id, 'sent', null, allowedFrom('sent'));
         if (sent) this.publishStatus(sent);
-        await this.linkSent(msg, msg.waMessageId);
-        return;
+        return { link: msg.waMessageId };
       }
       // A previous attempt started and was cut off (crash, timeout): WhatsApp may have sent it.
       // Look before sending again, so the client never gets it twice.
-      if (msg.sendStartedAt !== null && msg.waMessageId === null) {
+      if (msg.sendStartedAt !== null) {
         const sent = await session.recentSent(chatId, new Date(msg.sendStartedAt - 5_000));
         const taken = await db.repos.messages.waIdsTaken(msg.numberId, sent.map((s) => s.waMessageId));
         const match = sent.find(
-          (s) => !taken.has(s.waMessageId) && s.type === msg.type && (s.text ?? null) === (msg.text ?? null) && (s.mediaSha256 ?? null) === (msg.media?.sha256 ?? null),
+          (s) =>
+            !taken.has(s.waMessageId) &&
+            !this.linking.has(`${msg.numberId}:${s.waMessageId}`) &&
+            s.type === msg.type &&
+            (s.text ?? null) === (msg.text ?? null) &&
+            (s.mediaSha256 ?? null) === (msg.media?.sha256 ?? null),
         );
         if (match) {
           this.ctx.log.info({ messageId: id, waMessageId: match.waMessageId }, 'interrupted send found delivered; not resending');
-          await this.linkSent(msg, match.waMessageId);
-          return;
+          this.linking.add(`${msg.numberId}:${match.waMessageId}`);
+          return { link: match.waMessageId };
         }
       }
       await db.repos.messages.markSendStarted(id, clock.now());
@@ -177,53 +203,74 @@ export class OutboundService {
         : null;
       try {
         const { waMessageId } = await session.send({ chatId, type: msg.type, text: msg.text, media, ptt: msg.ptt, quotedWaMessageId: quotedWaId });
-        await this.linkSent(msg, waMessageId);
+        this.linking.add(`${msg.numberId}:${waMessageId}`);
+        return { link: waMessageId };
       } catch (err) {
         if (err instanceof PermanentSendError) {
           const failed = await db.repos.messages.setStatus(id, 'failed', err.message, allowedFrom('failed'));
           if (failed) this.publishStatus(failed);
-          return;
+          return null;
         }
         throw err;
       }
     });
+    if (outcome) await this.linkSent(msg, outcome.link);
   }
 
   private async linkSent(msg: Message, waMessageId: string): Promise<void> {
     const { db } = this.ctx;
-    const linked = await db.transaction(async (r) => {
-      if (!(await r.messages.setWaMessageId(msg.id, waMessageId))) return false;
-      await r.jobs.enqueue({ kind: JOB_CRM_MIRROR, portalId: msg.portalId, payload: { messageId: msg.id } });
-      return true;
-    });
+    const key = `${msg.numberId}:${waMessageId}`;
+    let linked: boolean;
+    try {
+      linked = await db.transaction(async (r) => {
+        if (!(await r.messages.setWaMessageId(msg.id, waMessageId))) return false;
+        await r.jobs.enqueue({ kind: JOB_CRM_MIRROR, portalId: msg.portalId, payload: { messageId: msg.id } });
+        return true;
+      });
+    } finally {
+      // Linked (the database now says taken) or failed (the job runs again and looks back).
+      this.linking.delete(key);
+    }
     if (!linked) {
       this.ctx.log.warn({ messageId: msg.id, waMessageId }, 'engine id already belongs to another message');
       return;
     }
     this.ctx.wakeJobs();
-    const pending = this.earlyAcks.get(`${msg.numberId}:${waMessageId}`);
-    this.earlyAcks.delete(`${msg.numberId}:${waMessageId}`);
-    for (const a of pending ?? []) await this.applyAck(msg.numberId, waMessageId, a.status, a.error);
+    const pending = this.earlyAcks.get(key);
+    this.earlyAcks.delete(key);
+    for (const a of furthestAcks(pending ?? [])) await this.applyAck(msg.numberId, waMessageId, a.status, a.error);
   }
 
   /** An ack from the engine. Unknown ids are held briefly: the send call may not have returned yet. */
   async ack(numberId: number, waMessageId: string, status: AckStatus, error?: string): Promise<void> {
+    const key = `${numberId}:${waMessageId}`;
+    // Engines report the first ack as soon as WhatsApp takes the message, often before our send
+    // call has resumed with its id. Give that continuation one turn of the event loop: if the id
+    // then shows up in `linking`, park the ack for linkSent without asking the database.
+    if (!this.linking.has(key)) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (this.linking.has(key)) {
+      this.park(key, status, error);
+      return;
+    }
     const applied = await this.applyAck(numberId, waMessageId, status, error);
     if (applied) return;
-    const key = `${numberId}:${waMessageId}`;
-    const now = this.ctx.clock.now();
-    const list = this.earlyAcks.get(key) ?? [];
-    list.push({ status, error, at: now });
-    this.earlyAcks.set(key, list);
-    if (this.earlyAcks.size > 10_000) {
-      for (const [k, v] of this.earlyAcks) if (now - v[0]!.at > ACK_TTL_MS) this.earlyAcks.delete(k);
-    }
+    this.park(key, status, error);
     // The send may have linked the id (and drained this buffer) while we looked: look once more
     // now that the ack is parked, so it cannot be stranded.
     if (await this.applyAck(numberId, waMessageId, status, error)) {
       const parked = this.earlyAcks.get(key) ?? [];
       this.earlyAcks.delete(key);
       for (const a of parked) await this.applyAck(numberId, waMessageId, a.status, a.error);
+    }
+  }
+
+  private park(key: string, status: AckStatus, error?: string): void {
+    const now = this.ctx.clock.now();
+    const list = this.earlyAcks.get(key) ?? [];
+    list.push({ status, error, at: now });
+    this.earlyAcks.set(key, list);
+    if (this.earlyAcks.size > 10_000) {
+      for (const [k, v] of this.earlyAcks) if (now - v[0]!.at > ACK_TTL_MS) this.earlyAcks.delete(k);
     }
   }
 

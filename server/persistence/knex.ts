@@ -4,6 +4,7 @@ import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import { WalCheckpointer } from './checkpointer';
 import { migrationSource } from './migrations';
+import { CachedStatementsSqlite3 } from './sqliteClient';
 
 // PostgreSQL returns BIGINT (20) and NUMERIC counts as strings; our values are millisecond
 // timestamps and ids, well inside Number.MAX_SAFE_INTEGER.
@@ -28,7 +29,7 @@ export async function openKnex(opts: { databaseUrl?: string | null; dataDir: str
     fs.mkdirSync(opts.dataDir, { recursive: true });
     const filename = opts.sqliteFile ?? path.join(opts.dataDir, 'incrm.sqlite');
     const knex = knexFactory({
-      client: 'sqlite3',
+      client: CachedStatementsSqlite3 as unknown as typeof knexFactory.Client,
       connection: { filename },
       useNullAsDefault: true,
       // One connection: SQLite serialises writers anyway, and one connection keeps

@@ -54,8 +54,8 @@ export function messageRepo(db: Knex | Knex.Transaction): MessageRepo {
         .insert(toRow(m))
         .onConflict(['portal_id', 'idempotency_key'])
         .ignore()
-        .returning('id');
-      if (rows.length > 0) return { message: (await byId(Number((rows[0] as Row).id)))!, created: true };
+        .returning('*');
+      if (rows.length > 0) return { message: (await withMedia(rows[0] as Row))!, created: true };
       const existing = await selectMessages(db)
         .where({ 'msg.portal_id': m.portalId, 'msg.idempotency_key': m.idempotencyKey })
         .first();
