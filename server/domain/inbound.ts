@@ -57,6 +57,7 @@ export class InboundPipeline {
   private readonly conversations = new BoundedCache<number>(50_000);
   private queue: Pending[] = [];
   private writing = false;
+  private drained: Promise<void> | null = null;
 
   constructor(private readonly ctx: DomainContext) {}
 
@@ -83,8 +84,15 @@ export class InboundPipeline {
     });
   }
 
+  /** Resolves once every message handed to `receive` so far is written (or has failed). */
+  async idle(): Promise<void> {
+    while (this.writing || this.queue.length > 0) await (this.drained ?? Promise.resolve());
+  }
+
   private async drain(): Promise<void> {
     this.writing = true;
+    let done!: () => void;
+    this.drained = new Promise<void>((r) => (done = r));
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, BATCH_MAX);
@@ -115,6 +123,8 @@ export class InboundPipeline {
       }
     } finally {
       this.writing = false;
+      this.drained = null;
+      done();
     }
   }
 

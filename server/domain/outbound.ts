@@ -88,7 +88,15 @@ export class OutboundService {
       const quoted = await db.repos.messages.get(p.portalId, req.quotedMessageId);
       if (!quoted || quoted.conversationId !== conversationId) throw badRequest('quotedMessageId: no such message in this conversation', { field: 'quotedMessageId' });
     }
-    await this.guard(p.portalId);
+    try {
+      await this.guard(p.portalId);
+    } catch (err) {
+      // A client repeating a request that was accepted before access ended gets its message back,
+      // not a refusal of something that already happened.
+      const earlier = await db.repos.messages.findByIdempotencyKey(p.portalId, idempotencyKey);
+      if (earlier && earlier.conversationId === conversationId) return { message: earlier, created: false };
+      throw err;
+    }
     const mediaRef = req.file ? await this.ctx.media.put(req.file.data, req.file.mimetype) : null;
     const result = await db.transaction(async (r) => {
       const res = await r.messages.insertOutbound({
@@ -132,8 +140,13 @@ export class OutboundService {
     if (msg.status !== 'failed') throw conflict(`message is ${msg.status}, only a failed message can be retried`);
     await this.guard(p.portalId);
     const updated = await this.ctx.db.transaction(async (r) => {
+      // WhatsApp took the message and then reported it failed: that copy is dead, so the retry is a
+      // new send (with the old id kept, the send job would think catch-up had found it sent).
+      if (msg.waMessageId !== null) await r.messages.forgetFailedSend(messageId);
       const m = await r.messages.setStatus(messageId, 'queued', null, allowedFrom('queued'));
-      if (m) await r.jobs.enqueue({ kind: JOB_SEND, portalId: p.portalId, payload: { messageId }, dedupeKey: `send:${messageId}`, priority: 0 });
+      // A key of its own: the failed attempt's job may still be on its way out of the table, and
+      // sharing its key would drop this one. The status move above already lets one retry through.
+      if (m) await r.jobs.enqueue({ kind: JOB_SEND, portalId: p.portalId, payload: { messageId }, dedupeKey: `send:${messageId}:retry:${this.ctx.clock.now()}`, priority: 0 });
       return m;
     });
     if (!updated) throw conflict('message changed meanwhile');
@@ -160,6 +173,17 @@ export class OutboundService {
     const found = await db.repos.messages.withParties(id);
     if (!found || found.message.status !== 'queued') return; // sent meanwhile, or retried and superseded
     const { message: msg, contact } = found;
+    // Access may have ended (expired, suspended) since the message was accepted: a backlog does
+    // not go out on a portal that may not send. It fails with the licence's reason, retryable.
+    const refusal = await this.guard(msg.portalId).then(
+      () => null,
+      (err: unknown) => (err instanceof AppError && (err.status === 402 || err.status === 403) ? err : Promise.reject(err)),
+    );
+    if (refusal) {
+      const failed = await db.repos.messages.setStatus(id, 'failed', refusal.message, allowedFrom('failed'));
+      if (failed) this.publishStatus(failed);
+      return;
+    }
     const session = this.sessions.readySession(msg.numberId);
     if (!session) throw new Error('WhatsApp number is not connected');
     const chatId = contact.waId || (contact.phone ? chatIdOf(contact.phone) : null);
@@ -232,7 +256,11 @@ export class OutboundService {
       this.linking.delete(key);
     }
     if (!linked) {
+      // Should not happen (ids in flight are kept apart); if it does, say so rather than leave the
+      // message queued for ever with no job behind it.
       this.ctx.log.warn({ messageId: msg.id, waMessageId }, 'engine id already belongs to another message');
+      const failed = await db.repos.messages.setStatus(msg.id, 'failed', 'WhatsApp reported the id of another message; check the chat, then retry', allowedFrom('failed'));
+      if (failed) this.publishStatus(failed);
       return;
     }
     this.ctx.wakeJobs();

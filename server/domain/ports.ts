@@ -218,6 +218,7 @@ export interface MessageRepo {
   insertInboundOnce(m: NewMessage): Promise<Message | null>;
   /** Inserts unless (portalId, idempotencyKey) exists; returns the stored one and whether it was new. */
   insertOutbound(m: NewMessage): Promise<{ message: Message; created: boolean }>;
+  findByIdempotencyKey(portalId: number, key: string): Promise<Message | null>;
   get(portalId: number, id: number): Promise<Message | null>;
   getAny(id: number): Promise<Message | null>;
   /** A message with its contact and the phone of the number it went through, in one query. */
@@ -225,6 +226,8 @@ export interface MessageRepo {
   findByWaId(numberId: number, waMessageId: string): Promise<Message | null>;
   page(portalId: number, conversationId: number, beforeId: number | null, limit: number): Promise<Message[]>;
   markSendStarted(id: number, at: number): Promise<void>;
+  /** Forgets a send that WhatsApp answered with a failure (its id and start), so a retry sends anew. */
+  forgetFailedSend(id: number): Promise<void>;
   /** Links the engine's id; false if another message already owns it (then nothing changes). */
   setWaMessageId(id: number, waMessageId: string): Promise<boolean>;
   /** Moves the status if `allowedFrom` contains the current one; returns the updated message or null. */

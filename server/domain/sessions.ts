@@ -1,7 +1,7 @@
 import type { DomainContext } from './context';
 import { AppError, badRequest, notFound } from './errors';
 import { InboundPipeline } from './inbound';
-import type { OutboundService, SessionLookup } from './outbound';
+import { JOB_SEND, type OutboundService, type SessionLookup } from './outbound';
 import type { SessionListener, WhatsAppEngine, WhatsAppSession } from './ports';
 import type { NumberState, Principal, WaNumber } from './types';
 
@@ -18,6 +18,12 @@ interface Live {
   state: NumberState;
   /** Set while a catch-up runs, so a second `ready` does not start another. */
   catchingUp: Promise<void> | null;
+  /**
+   * Whether `last_ready_at` may move on. It is the mark the next catch-up starts from, so it
+   * stays put from a `ready` until that ready's catch-up has succeeded: a catch-up that fails, or
+   * a process that dies during it, leaves the gap to the next one.
+   */
+  caughtUp: boolean;
 }
 
 /** Number limit and licence checks for connecting a number; the licence issue plugs in here. */
@@ -153,17 +159,20 @@ export class SessionManager implements SessionLookup {
     const all = [...this.live.values()];
     this.live.clear();
     await Promise.allSettled(all.map((l) => l.session?.close()));
+    // Messages the engines reported before closing are still being written: let them land
+    // before the database closes.
+    await this.inbound.idle();
   }
 
   private async beat(): Promise<void> {
     const now = this.ctx.clock.now();
     for (const l of this.live.values()) {
-      if (l.state === 'ready') await this.ctx.db.repos.numbers.markReady(l.number.id, now).catch(() => {});
+      if (l.state === 'ready' && l.caughtUp) await this.ctx.db.repos.numbers.markReady(l.number.id, now).catch(() => {});
     }
   }
 
   private async open(number: WaNumber): Promise<void> {
-    const entry: Live = { number, session: null, state: 'starting', catchingUp: null };
+    const entry: Live = { number, session: null, state: 'starting', catchingUp: null, caughtUp: false };
     this.live.set(number.id, entry);
     await this.ctx.db.repos.numbers.setState(number.id, 'starting', null, null);
     await this.publishNumber(number.id);
@@ -181,11 +190,20 @@ export class SessionManager implements SessionLookup {
         if (!isCurrent()) return;
         void this.onState(entry, state, detail).catch((err) => this.ctx.log.error({ err, numberId: entry.number.id }, 'state update failed'));
       },
+      // Engines drop what these return (they have nobody to tell): a failure is logged here, and the
+      // message comes back through the next catch-up, whose mark does not pass it.
       onInbound: async (msg) => {
-        await this.inbound.receive(entry.number, msg);
+        await this.inbound.receive(entry.number, msg).catch((err: unknown) => {
+          this.ctx.log.error({ err, numberId: entry.number.id, waMessageId: msg.waMessageId }, 'inbound message not stored');
+          entry.caughtUp = false;
+          throw err;
+        });
       },
       onAck: async (waMessageId, status, error) => {
-        await this.outbound?.ack(entry.number.id, waMessageId, status, error);
+        await this.outbound?.ack(entry.number.id, waMessageId, status, error).catch((err: unknown) => {
+          this.ctx.log.warn({ err, numberId: entry.number.id, waMessageId, status }, 'ack not applied');
+          throw err;
+        });
       },
       onRevoked: async (waMessageId) => {
         await this.inbound.revoked(entry.number, waMessageId);
@@ -208,11 +226,18 @@ export class SessionManager implements SessionLookup {
       if (was === 'ready') return;
       const fresh = await this.ctx.db.repos.numbers.getAny(id);
       const since = fresh?.lastReadyAt ?? null;
+      const readyAt = this.ctx.clock.now();
       await this.setState(entry, 'ready', null, null);
-      await this.ctx.db.repos.numbers.markReady(id, this.ctx.clock.now());
-      this.ctx.wakeJobs(); // sends that waited for this number can go now
-      if (since !== null && !entry.catchingUp) {
-        entry.catchingUp = this.catchUp(entry, new Date(since - CATCHUP_MARGIN_MS)).finally(() => (entry.catchingUp = null));
+      // Sends that waited for this number go now, including those sleeping in a retry backoff.
+      await this.ctx.db.repos.jobs.release(entry.number.portalId, [JOB_SEND], readyAt);
+      this.ctx.wakeJobs();
+      if (since === null) {
+        // First login: nothing to catch up on.
+        await this.ctx.db.repos.numbers.markReady(id, readyAt);
+        entry.caughtUp = true;
+      } else if (!entry.catchingUp) {
+        entry.caughtUp = false;
+        entry.catchingUp = this.catchUp(entry, new Date(since - CATCHUP_MARGIN_MS), readyAt).finally(() => (entry.catchingUp = null));
       }
       return;
     }
@@ -233,7 +258,7 @@ export class SessionManager implements SessionLookup {
     }
   }
 
-  private async catchUp(entry: Live, since: Date): Promise<void> {
+  private async catchUp(entry: Live, since: Date, readyAt: number): Promise<void> {
     const session = entry.session;
     if (!session) return;
     let n = 0;
@@ -243,6 +268,9 @@ export class SessionManager implements SessionLookup {
       }
       this.ctx.metrics.sessionEvent('catchup', n);
       if (n > 0) this.ctx.log.info({ numberId: entry.number.id, recovered: n }, 'catch-up stored missed messages');
+      // Everything up to this ready is stored: the mark may move on.
+      await this.ctx.db.repos.numbers.markReady(entry.number.id, readyAt);
+      entry.caughtUp = true;
     } catch (err) {
       this.ctx.log.warn({ err, numberId: entry.number.id }, 'catch-up failed; it runs again at the next ready');
     }

@@ -1,8 +1,8 @@
 import type { MessageStatus } from './types';
 
 // queued → sent → delivered → read → played. A status only moves forward; a late or out-of-order
-// ack never moves it back. `failed` can be reached from any not-yet-delivered state and left only
-// by a retry (back to `queued`).
+// ack never moves it back. `failed` can be reached from any not-yet-delivered state and left by a
+// retry (back to `queued`) or by WhatsApp reporting the message delivered after all.
 const ORDER: MessageStatus[] = ['queued', 'sent', 'delivered', 'read', 'played'];
 
 export function rank(s: MessageStatus): number {
@@ -13,8 +13,9 @@ export function rank(s: MessageStatus): number {
 export function allowedFrom(next: MessageStatus): MessageStatus[] {
   if (next === 'failed') return ['queued', 'sent'];
   if (next === 'queued') return ['failed'];
-  // A failed message that WhatsApp later reports delivered really was delivered: honour it.
-  return [...ORDER.slice(0, rank(next)), 'failed'];
+  // A failed message that WhatsApp later reports delivered (or read) really reached the phone:
+  // honour it. A late `sent` says nothing new, and must not clear the reason of a failure.
+  return next === 'sent' ? ORDER.slice(0, rank(next)) : [...ORDER.slice(0, rank(next)), 'failed'];
 }
 
 export function isForward(from: MessageStatus, to: MessageStatus): boolean {

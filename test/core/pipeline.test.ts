@@ -64,6 +64,47 @@ for (const target of testDatabases()) {
       expect((await srv.db.repos.messages.getAny(r.body.id))?.status).to.equal('read');
     });
 
+    it('keeps a failure and its reason when a late `sent` ack arrives; a later `delivered` still counts', async () => {
+      const conv = await conversationWith(CLIENT);
+      await p.anon.put(`/simulator/phones/${enc(CLIENT)}`, { deliverAfterMs: 60_000 });
+      const r = await send(conv.id, { text: 'stale ack' }, 'stale-1');
+      const waId = await waitFor(async () => (await srv.db.repos.messages.getAny(r.body.id))?.waMessageId, 3000, 'engine id');
+      await p.anon.post('/simulator/acks', { numberId: p.numberId, waMessageId: waId, status: 'failed' });
+      await waitFor(async () => (await srv.db.repos.messages.getAny(r.body.id))?.status === 'failed', 3000, 'failed');
+      await p.anon.post('/simulator/acks', { numberId: p.numberId, waMessageId: waId, status: 'sent' });
+      await new Promise((res) => setTimeout(res, 100));
+      const after = (await srv.db.repos.messages.getAny(r.body.id))!;
+      expect(after.status).to.equal('failed');
+      expect(after.error).to.be.a('string').and.not.empty;
+      await p.anon.post('/simulator/acks', { numberId: p.numberId, waMessageId: waId, status: 'delivered' });
+      await waitFor(async () => (await srv.db.repos.messages.getAny(r.body.id))?.status === 'delivered', 3000, 'delivered after all');
+      await p.anon.put(`/simulator/phones/${enc(CLIENT)}`, { deliverAfterMs: 0 });
+    });
+
+    it('retries a message WhatsApp reported failed as a new send, mirrored once', async () => {
+      const other = '+15550000066';
+      await p.anon.put(`/simulator/phones/${enc(other)}`, { deliverAfterMs: 60_000 });
+      const conv = (await p.user.post('/conversations', { phone: other })).body;
+      const r = await send(conv.id, { text: 'bounced' }, 'bounce-1');
+      const waId = await waitFor(async () => (await srv.db.repos.messages.getAny(r.body.id))?.waMessageId, 3000, 'engine id');
+      const mirrors = async () => (await crmLog('record')).filter((e) => JSON.parse(String(e.payload)).messageId === r.body.id).length;
+      await waitFor(async () => (await mirrors()) === 1, 3000, 'first mirror');
+      await p.anon.post('/simulator/acks', { numberId: p.numberId, waMessageId: waId, status: 'failed' });
+      await waitFor(async () => (await srv.db.repos.messages.getAny(r.body.id))?.status === 'failed', 3000, 'failed');
+      await p.anon.put(`/simulator/phones/${enc(other)}`, { deliverAfterMs: 0 });
+      expect((await p.user.post(`/messages/${r.body.id}/retry`)).status).to.equal(200);
+      // The first copy is still held by the phone (60 s delivery delay); the resend arrives now.
+      await waitFor(async () => (await delivered(other)).filter((d) => d.text === 'bounced').length === 1, 3000, 'the resend reaching the phone');
+      const resent = await waitFor(async () => {
+        const m = (await srv.db.repos.messages.getAny(r.body.id))!;
+        return m.waMessageId && m.waMessageId !== waId ? m : null;
+      }, 3000, 'a new engine id');
+      expect(resent.status).to.not.equal('failed');
+      await waitFor(async () => (await mirrors()) === 2, 3000, 'the resend mirrored');
+      await new Promise((res) => setTimeout(res, 150));
+      expect(await mirrors()).to.equal(2); // the first send and the resend: one record each, no more
+    });
+
     it('reconciles a send cut off by a crash with what the engine sent, instead of sending twice', async () => {
       // The state a kill leaves behind: the send had started and WhatsApp took the message, but the
       // engine's id never reached the database and the job is still due.
@@ -239,7 +280,29 @@ for (const target of testDatabases()) {
       const badLimit = await p.user.get(`/conversations/${conv.id}/messages?limit=100000`);
       expect(badLimit.status).to.equal(400);
       expect(badLimit.body.error.message).to.match(/^limit:/);
+      // Multipart: a text over the limit is refused whole (busboy would cut it), an empty file too.
+      const long = new FormData();
+      long.append('text', 'я'.repeat(70_000));
+      long.append('file', new Blob([Buffer.from('%PDF-1.4')], { type: 'application/pdf' }), 'a.pdf');
+      const tooLong = await send(conv.id, long, 'e-4');
+      expect(tooLong.status).to.equal(400);
+      expect(tooLong.body.error.message).to.match(/^text:/);
+      const blank = new FormData();
+      blank.append('file', new Blob([]), 'empty.pdf');
+      const emptyFile = await send(conv.id, blank, 'e-5');
+      expect(emptyFile.status).to.equal(400);
+      expect(emptyFile.body.error.message).to.match(/^file:/);
       expect(await count()).to.equal(n);
+    });
+
+    it("refuses other portals' retries, reads and restarts too", async () => {
+      const conv = await conversationWith(CLIENT);
+      const mine = (await messagesOf(conv.id))[0]!;
+      const other = await p.anon.post('/simulator/portals', { crm: 'none', name: 'Other 2' });
+      const o = client(srv.url + '/api/v1', other.body.adminToken);
+      expect((await o.post(`/messages/${mine.id}/retry`)).status).to.equal(404);
+      expect((await o.post(`/conversations/${conv.id}/read`)).status).to.equal(404);
+      expect((await o.post(`/numbers/${p.numberId}/restart`)).status).to.equal(404);
     });
 
     it("never lets one portal reach another portal's objects", async () => {
@@ -335,8 +398,14 @@ describe('operational endpoints', () => {
     const p = await portalWithNumber(srv);
     await p.anon.post('/simulator/inbound', { to: p.numberPhone, from: CLIENT, text: 'count me' });
     await waitFor(async () => (await fetch(`${srv.url}/metrics`).then((r) => r.text())).includes('incrm_messages_total{direction="in",outcome="stored"} 1'), 3000, 'metric');
+    // One message out, and one job that can never run (no handler): buried, and counted as dead.
+    const conv = (await p.user.post('/conversations', { phone: CLIENT })).body;
+    await p.user.post(`/conversations/${conv.id}/messages`, { text: 'count me out' }, { 'Idempotency-Key': 'metrics-out-1' });
+    await srv.db.repos.jobs.enqueue({ kind: 'no.such.kind', portalId: p.portalId, payload: {} });
+    srv.runner.wake();
+    await waitFor(async () => /incrm_jobs\{state="dead"\} 1\b/.test(await fetch(`${srv.url}/metrics`).then((r) => r.text())), 3000, 'dead job counted');
     const text = await (await fetch(`${srv.url}/metrics`)).text();
-    expect(text).to.match(/incrm_jobs\{state="dead"\} \d+/);
+    expect(text).to.match(/incrm_messages_total\{direction="out",outcome="stored"\} 1\b/);
     expect(text).to.match(/incrm_sessions\{state="ready"\} 1/);
     expect(text).to.match(/incrm_http_request_duration_seconds_bucket/);
   });

@@ -157,6 +157,31 @@ for (const target of testDatabases()) {
       expect(Number(dead.attempts)).to.equal(3);
     });
 
+    if (target.name === 'postgresql') {
+      it('claims past rows another process holds locked, without waiting for them (SKIP LOCKED)', async () => {
+        await db.knex('jobs').delete();
+        for (let i = 0; i < 3; i++) await db.repos.jobs.enqueue({ kind: 'k', portalId: null, payload: { i } });
+        const first = await db.knex('jobs').orderBy('id').first('id');
+        // Another server process in the middle of claiming the first job: its row is locked.
+        const other = await openDatabase({ databaseUrl: url, dataDir: dir });
+        const trx = await other.knex.transaction();
+        try {
+          await trx('jobs').where({ id: first.id }).forUpdate().first();
+          const started = Date.now();
+          const claimed = await Promise.race([
+            db.repos.jobs.claim('me', 10, Date.now(), 5000),
+            new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the claim waited on the locked row')), 3000)),
+          ]);
+          expect(Date.now() - started).to.be.below(2000);
+          expect(claimed.map((j) => j.id)).to.not.include(first.id);
+          expect(claimed).to.have.length(2);
+        } finally {
+          await trx.rollback();
+          await other.close();
+        }
+      });
+    }
+
     it('shares work between runners without running a job twice', async () => {
       await db.knex('jobs').delete();
       const runs = new Map<number, number>();

@@ -61,6 +61,10 @@ export function messageRepo(db: Knex | Knex.Transaction): MessageRepo {
         .first();
       return { message: toMessage(existing), created: false };
     },
+    async findByIdempotencyKey(portalId, key) {
+      const row = await selectMessages(db).where({ 'msg.portal_id': portalId, 'msg.idempotency_key': key }).first();
+      return row ? toMessage(row) : null;
+    },
     async get(portalId, id) {
       const row = await selectMessages(db).where({ 'msg.id': id, 'msg.portal_id': portalId }).first();
       return row ? toMessage(row) : null;
@@ -98,6 +102,9 @@ export function messageRepo(db: Knex | Knex.Transaction): MessageRepo {
     },
     async markSendStarted(id, at) {
       await db('messages').where({ id }).update({ send_started_at: at, updated_at: Date.now() });
+    },
+    async forgetFailedSend(id) {
+      await db('messages').where({ id, status: 'failed' }).update({ wa_message_id: null, send_started_at: null, updated_at: Date.now() });
     },
     async setWaMessageId(id, waMessageId) {
       // One statement: link unless another message of the same number already owns the id.
