@@ -17,6 +17,11 @@ export interface LicenceRecord {
   /** A plan change waiting for the end of the paid period. */
   nextPlanCode: string | null;
   nextPlanFrom: number | null;
+  /**
+   * Changes after the next one, in time order: a period paid ahead for another plan keeps its
+   * plan when a later change is scheduled (team now, business paid from the 1st, then start).
+   */
+  laterPlans: PlanChange[];
   trialStartedAt: number;
   trialEndsAt: number;
   /** End of the prepaid access; null: never paid. */
@@ -31,6 +36,12 @@ export interface LicenceRecord {
   sessionsClosedAt: number | null;
   /** Last Market status seen (`P`, `T`, …), for the operator's eyes. */
   marketStatus: string | null;
+}
+
+/** From `from` on, `code` is the plan in force (until the next change). */
+export interface PlanChange {
+  code: string;
+  from: number;
 }
 
 export interface LicenceState {
@@ -55,6 +66,7 @@ export function newTrial(portalId: number, startedAt: number, trialDays: number)
     planCode: null,
     nextPlanCode: null,
     nextPlanFrom: null,
+    laterPlans: [],
     trialStartedAt: startedAt,
     trialEndsAt: startedAt + trialDays * DAY_MS,
     paidUntil: null,
@@ -67,12 +79,43 @@ export function newTrial(portalId: number, startedAt: number, trialDays: number)
   };
 }
 
-/** A scheduled plan change whose time has come becomes the plan in force. */
-export function settle(rec: LicenceRecord, now: number): LicenceRecord {
-  if (rec.nextPlanCode !== null && rec.nextPlanFrom !== null && now >= rec.nextPlanFrom) {
-    return { ...rec, planCode: rec.nextPlanCode, nextPlanCode: null, nextPlanFrom: null };
+/** Every scheduled plan change, in time order. */
+export function planChanges(rec: LicenceRecord): PlanChange[] {
+  const next = rec.nextPlanCode !== null && rec.nextPlanFrom !== null ? [{ code: rec.nextPlanCode, from: rec.nextPlanFrom }] : [];
+  return [...next, ...(rec.laterPlans ?? [])];
+}
+
+/**
+ * Stores a schedule: sorted by time, one change per moment (the last given wins), and no change
+ * to the plan already in force at that moment.
+ */
+export function withPlanChanges(rec: LicenceRecord, changes: PlanChange[]): LicenceRecord {
+  const byTime = new Map<number, string>();
+  for (const c of [...changes].sort((a, b) => a.from - b.from)) byTime.set(c.from, c.code);
+  const list: PlanChange[] = [];
+  let inForce = rec.planCode;
+  for (const [from, code] of [...byTime].sort((a, b) => a[0] - b[0])) {
+    if (code === inForce) continue;
+    list.push({ code, from });
+    inForce = code;
   }
-  return rec;
+  const [next, ...later] = list;
+  return { ...rec, nextPlanCode: next?.code ?? null, nextPlanFrom: next?.from ?? null, laterPlans: later };
+}
+
+/** The plan in force at moment `t` by the schedule (the record is taken as settled). */
+export function planAt(rec: LicenceRecord, t: number): string | null {
+  let code = rec.planCode;
+  for (const c of planChanges(rec)) if (c.from <= t) code = c.code;
+  return code;
+}
+
+/** Scheduled plan changes whose time has come become the plan in force. */
+export function settle(rec: LicenceRecord, now: number): LicenceRecord {
+  const all = planChanges(rec);
+  const due = all.filter((c) => now >= c.from);
+  if (due.length === 0) return rec;
+  return withPlanChanges({ ...rec, planCode: due[due.length - 1]!.code }, all.filter((c) => now < c.from));
 }
 
 const daysUntil = (t: number, now: number) => Math.max(0, Math.ceil((t - now) / DAY_MS));
@@ -108,31 +151,41 @@ export function applyPayment(
   planCode?: string | null,
 ): { record: LicenceRecord; plan: Plan; from: number; until: number } {
   const rec = settle(input, now);
-  const code = planCode ?? rec.nextPlanCode ?? rec.planCode;
+  const from = Math.max(now, rec.paidUntil ?? 0);
+  // The plan in force when the paid period starts (a change due by then counts).
+  const inForceAtFrom = planAt(rec, from);
+  const code = planCode ?? inForceAtFrom;
   const plan = catalog.get(code);
   if (!plan) throw new LicenceRuleError(code ? `unknown plan "${code}"` : 'the portal has no plan yet: say which plan is paid');
-  const from = Math.max(now, rec.paidUntil ?? 0);
   const until = from + plan.periodDays * DAY_MS;
   let next: LicenceRecord = { ...rec, paidUntil: until, perpetual: false, expiryChangedAt: now };
-  const inForceAtFrom = rec.nextPlanCode !== null && rec.nextPlanFrom !== null && rec.nextPlanFrom <= from ? rec.nextPlanCode : rec.planCode;
   if (from > now) {
-    // Paying ahead: the paid period starts when the current one ends.
-    if (plan.code !== inForceAtFrom) next = { ...next, nextPlanCode: plan.code, nextPlanFrom: from };
+    // Paying ahead: the paid period starts when the current one ends. Changes inside the time
+    // already paid for stay (they were paid for too); one due exactly at `from` gives way.
+    if (plan.code !== inForceAtFrom) next = withPlanChanges(next, [...planChanges(rec).filter((c) => c.from < from), { code: plan.code, from }]);
   } else {
-    next = { ...next, planCode: plan.code, nextPlanCode: null, nextPlanFrom: null };
+    next = withPlanChanges({ ...next, planCode: plan.code }, []);
   }
   return { record: next, plan, from, until };
 }
 
-/** A change of plan takes effect at the end of the paid period; with none running, at once. */
+/**
+ * A change of plan takes effect at the end of the paid period; with none running, at once.
+ * Periods paid ahead for another plan (a change inside the paid time) keep their plan: the new
+ * plan follows them. A change already scheduled for the end of the period is replaced.
+ * `effectiveAt`: from when the plan is in force without a break up to the end of the paid time.
+ */
 export function schedulePlanChange(input: LicenceRecord, catalog: PlanCatalog, now: number, planCode: string): { record: LicenceRecord; effectiveAt: number } {
   const rec = settle(input, now);
   if (!catalog.get(planCode)) throw new LicenceRuleError(`unknown plan "${planCode}"`);
   if (rec.paidUntil !== null && rec.paidUntil > now) {
-    if (planCode === rec.planCode) return { record: { ...rec, nextPlanCode: null, nextPlanFrom: null }, effectiveAt: now };
-    return { record: { ...rec, nextPlanCode: planCode, nextPlanFrom: rec.paidUntil }, effectiveAt: rec.paidUntil };
+    const end = rec.paidUntil;
+    const record = withPlanChanges(rec, [...planChanges(rec).filter((c) => c.from < end), { code: planCode, from: end }]);
+    let since: number | null = record.planCode === planCode ? now : null;
+    for (const c of planChanges(record)) since = c.code === planCode ? (since ?? c.from) : null;
+    return { record, effectiveAt: since ?? end };
   }
-  return { record: { ...rec, planCode, nextPlanCode: null, nextPlanFrom: null }, effectiveAt: now };
+  return { record: withPlanChanges({ ...rec, planCode }, []), effectiveAt: now };
 }
 
 export function suspend(rec: LicenceRecord, reason: string, now: number): LicenceRecord {
@@ -186,8 +239,11 @@ export function accessRanDuring(rec: LicenceRecord, periods: Interval[], w: { st
 /** Extends the current access by `days`: the paid period when there is one, else the trial. */
 export function creditDays(rec: LicenceRecord, days: number, now: number): { record: LicenceRecord; from: number; until: number } {
   if (rec.paidUntil !== null) {
-    const until = rec.paidUntil + days * DAY_MS;
-    return { record: { ...rec, paidUntil: until, expiryChangedAt: now }, from: rec.paidUntil, until };
+    const end = rec.paidUntil;
+    const until = end + days * DAY_MS;
+    // The credit lengthens the period that ends at `end`: a change due then moves with it.
+    const changes = planChanges(rec).map((c) => (c.from >= end ? { ...c, from: c.from + days * DAY_MS } : c));
+    return { record: withPlanChanges({ ...rec, paidUntil: until, expiryChangedAt: now }, changes), from: end, until };
   }
   const until = rec.trialEndsAt + days * DAY_MS;
   return { record: { ...rec, trialEndsAt: until, expiryChangedAt: now }, from: rec.trialEndsAt, until };

@@ -45,7 +45,7 @@ export function marketKind(status: AppInfo['STATUS']): MarketKind {
 export function applyAppInfo(rec: LicenceRecord, raw: unknown, now: number): LicenceRecord {
   const info = appInfoSchema.parse(raw);
   const kind = marketKind(info.STATUS);
-  const base: LicenceRecord = { ...rec, billing: 'market', marketStatus: info.STATUS, nextPlanCode: null, nextPlanFrom: null };
+  const base: LicenceRecord = { ...rec, billing: 'market', marketStatus: info.STATUS, nextPlanCode: null, nextPlanFrom: null, laterPlans: [] };
   if (kind === 'perpetual') return { ...base, perpetual: true };
   const expired = info.PAYMENT_EXPIRED === 'Y';
   let end: number | null = info.DAYS === null ? null : now + info.DAYS * DAY_MS;

@@ -19,6 +19,7 @@ import {
   maintenanceDays,
   newTrial,
   numberAllowance,
+  planChanges,
   schedulePlanChange,
   settle,
   suspend,
@@ -489,8 +490,9 @@ export class LicenceService {
   async overview(portalId: number) {
     const portal = await this.ctx.db.repos.portals.get(portalId);
     if (!portal) throw notFound('portal');
-    const { record } = await this.record(portalId);
     const now = this.ctx.clock.now();
+    // Settled: a change whose time has come shows as the plan, even before the next rule run.
+    const record = settle((await this.record(portalId)).record, now);
     const s = evaluate(record, now);
     const numbers = await this.ctx.db.repos.numbers.list(portalId);
     return {
@@ -500,6 +502,8 @@ export class LicenceService {
         billing: record.billing,
         trialEndsAt: iso(record.trialEndsAt),
         nextPlan: record.nextPlanCode ? { code: record.nextPlanCode, from: iso(record.nextPlanFrom!) } : null,
+        /** Every scheduled change (the next one and those after it), in time order. */
+        planChanges: planChanges(record).map((c) => ({ code: c.code, from: iso(c.from) })),
         marketStatus: record.marketStatus,
         sessionsClosedAt: record.sessionsClosedAt === null ? null : iso(record.sessionsClosedAt),
         numberLimit: numberAllowance({ ...s, access: true }, this.catalog),
@@ -539,6 +543,7 @@ function summary(r: LicenceRecord, now: number) {
     status: s.status,
     plan: r.planCode,
     nextPlan: r.nextPlanCode,
+    ...(r.laterPlans.length ? { laterPlans: r.laterPlans.map((c) => `${c.code}@${iso(c.from)}`) } : {}),
     paidUntil: r.paidUntil === null ? null : iso(r.paidUntil),
     trialEndsAt: iso(r.trialEndsAt),
     suspended: r.suspendedReason,

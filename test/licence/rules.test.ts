@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { DAY_MS, applyPayment, evaluate, newTrial, type LicenceRecord } from '../../server/domain/licence';
+import { DAY_MS, applyPayment, creditDays, evaluate, newTrial, schedulePlanChange, type LicenceRecord } from '../../server/domain/licence';
 import { applyAppInfo } from '../../server/domain/licenceMarket';
 import { parsePlans } from '../../server/domain/licencePlans';
 import { loadPlans } from '../../server/licence/plansFile';
@@ -39,6 +39,57 @@ describe('licence rules (pure)', () => {
     expect(late.record.paidUntil).to.equal(T0 + 130 * DAY_MS);
     expect(() => applyPayment(rec, catalog, T0)).to.throw(/say which plan/);
     expect(() => applyPayment(rec, catalog, T0, 'gold')).to.throw(/unknown plan "gold"/);
+  });
+
+  it('a maintenance credit moves a plan change due at the end of the paid period along with it', () => {
+    const paid = applyPayment(newTrial(1, T0, 3), catalog, T0, 'business').record; // business until day 30
+    const changed = schedulePlanChange(paid, catalog, T0 + DAY_MS, 'start');
+    expect(changed.effectiveAt).to.equal(T0 + 30 * DAY_MS);
+    const credited = creditDays(changed.record, 2, T0 + 5 * DAY_MS).record;
+    expect(credited.paidUntil).to.equal(T0 + 32 * DAY_MS);
+    expect(credited.nextPlanFrom, 'the change waits for the end of the lengthened period').to.equal(T0 + 32 * DAY_MS);
+    expect(evaluate(credited, T0 + 31 * DAY_MS)).to.include({ status: 'active', planCode: 'business' });
+    expect(evaluate(credited, T0 + 32 * DAY_MS).planCode).to.equal('start');
+    // A credit without a change waiting leaves the schedule empty.
+    expect(creditDays(paid, 1, T0).record).to.include({ nextPlanCode: null, nextPlanFrom: null });
+  });
+
+  it('a period paid ahead for another plan keeps its plan when a later change or payment is scheduled', () => {
+    const team = applyPayment(newTrial(1, T0, 3), catalog, T0, 'team').record; // team: days 0–30
+    const ahead = applyPayment(team, catalog, T0 + DAY_MS, 'business').record; // business: days 30–60
+    expect(ahead).to.include({ nextPlanCode: 'business', nextPlanFrom: T0 + 30 * DAY_MS, paidUntil: T0 + 60 * DAY_MS });
+    const plans = (r: LicenceRecord) => [10, 45, 61].map((d) => evaluate(r, T0 + d * DAY_MS).planCode);
+
+    const toStart = schedulePlanChange(ahead, catalog, T0 + 2 * DAY_MS, 'start');
+    expect(toStart.effectiveAt, 'after the period paid for business').to.equal(T0 + 60 * DAY_MS);
+    expect(plans(toStart.record)).to.deep.equal(['team', 'business', 'start']);
+    // Changing the mind again replaces the change at the period end, not the paid period.
+    const toCorporate = schedulePlanChange(toStart.record, catalog, T0 + 3 * DAY_MS, 'corporate');
+    expect(plans(toCorporate.record)).to.deep.equal(['team', 'business', 'corporate']);
+    // Back to the plan in force now: after the business period, and nothing else is dropped.
+    const back = schedulePlanChange(toCorporate.record, catalog, T0 + 3 * DAY_MS, 'team');
+    expect(back.effectiveAt).to.equal(T0 + 60 * DAY_MS);
+    expect(plans(back.record)).to.deep.equal(['team', 'business', 'team']);
+    // The plan already paid ahead: in force from the start of its period, schedule unchanged.
+    const same = schedulePlanChange(ahead, catalog, T0 + 2 * DAY_MS, 'business');
+    expect(same.effectiveAt).to.equal(T0 + 30 * DAY_MS);
+    expect(plans(same.record)).to.deep.equal(['team', 'business', 'business']);
+
+    // A second payment ahead, for a third plan, follows the business period instead of replacing it.
+    const third = applyPayment(ahead, catalog, T0 + 2 * DAY_MS, 'start');
+    expect(third.from).to.equal(T0 + 60 * DAY_MS);
+    expect(third.record.paidUntil).to.equal(T0 + 90 * DAY_MS);
+    expect(plans(third.record)).to.deep.equal(['team', 'business', 'start']);
+    // Paying ahead without naming a plan pays for the plan in force when the period starts.
+    expect(applyPayment(third.record, catalog, T0 + 3 * DAY_MS).plan.code).to.equal('start');
+    // Every change settles in turn.
+    const settledLater = evaluate(third.record, T0 + 89 * DAY_MS);
+    expect(settledLater).to.include({ status: 'active', planCode: 'start' });
+    // A credit lengthens the last period; the business period keeps its start.
+    const credited = creditDays(third.record, 2, T0 + 4 * DAY_MS).record;
+    expect(plans(credited)).to.deep.equal(['team', 'business', 'start']);
+    expect(evaluate(credited, T0 + 59 * DAY_MS).planCode).to.equal('business');
+    expect(evaluate(credited, T0 + 91 * DAY_MS)).to.include({ status: 'active', planCode: 'start' });
   });
 
   describe('Bitrix24 Market status (app.info)', () => {
@@ -158,6 +209,46 @@ for (const target of testDatabases()) {
       expect(record.planCode).to.equal('start');
       expect(record.nextPlanCode).to.equal(null);
       expect(await audit(p.portalId)).to.include('licence.plan_changed');
+      clock.offset = start;
+    });
+
+    it('a plan change after a payment ahead for another plan: the period paid for runs on the plan paid for', async () => {
+      const p = await newPortal(srv);
+      const start = clock.offset;
+      const team = await L().recordPayment(p.portalId, { planCode: 'team' }, 'test');
+      const P1 = team.after.paidUntil!;
+      const ahead = await L().recordPayment(p.portalId, { planCode: 'business' }, 'test');
+      const P2 = ahead.after.paidUntil!;
+      const change = await L().schedulePlanChange(p.portalId, 'start', 'test');
+      expect(change.effectiveAt).to.equal(P2);
+      const o = await L().overview(p.portalId);
+      expect(o.licence.nextPlan).to.deep.equal({ code: 'business', from: new Date(P1).toISOString() });
+      expect(o.licence.planChanges.map((c) => c.code)).to.deep.equal(['business', 'start']);
+      // The schedule survives a reload from the database and settles step by step.
+      clock.advance(P1 - clock.now() + DAY_MS);
+      await L().tick();
+      expect((await L().record(p.portalId)).record).to.include({ planCode: 'business', nextPlanCode: 'start', nextPlanFrom: P2 });
+      clock.advance(P2 - clock.now() + 3600_000);
+      await L().tick();
+      expect((await L().record(p.portalId)).record).to.include({ planCode: 'start', nextPlanCode: null });
+      expect((await L().record(p.portalId)).record.laterPlans).to.deep.equal([]);
+      clock.offset = start;
+    });
+
+    it('a maintenance credit keeps a plan change at the end of the lengthened paid period', async () => {
+      const p = await newPortal(srv, 'credited change');
+      const start = clock.offset;
+      const t0 = clock.now();
+      const paid = await L().recordPayment(p.portalId, { planCode: 'business' }, 'test');
+      await L().schedulePlanChange(p.portalId, 'start', 'test');
+      clock.advance(3 * 3600_000);
+      await srv.operator.declareMaintenance({ startAt: t0 + 3600_000, endAt: t0 + 2 * 3600_000, reason: 'network' }, 'test');
+      const { record } = await L().record(p.portalId);
+      expect(record.paidUntil).to.equal(paid.after.paidUntil! + DAY_MS);
+      expect(record.nextPlanFrom).to.equal(record.paidUntil);
+      clock.advance(paid.after.paidUntil! - clock.now() + 3600_000); // inside the credited day
+      await L().tick();
+      expect((await L().state(p.portalId, true)).planCode, 'the credited day is on the paid plan').to.equal('business');
       clock.offset = start;
     });
 

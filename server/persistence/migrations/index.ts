@@ -4,6 +4,7 @@ import * as m002 from './002_job_priority';
 import * as m003 from './003_kommo';
 import * as m004 from './004_bitrix24';
 import * as m005 from './005_licence';
+import * as m006 from './006_plan_schedule';
 
 // Migrations are listed in code (not read from a folder) so the bundled server carries them.
 const migrations: Record<string, { up(k: Knex): Promise<void>; down(k: Knex): Promise<void> }> = {
@@ -12,6 +13,7 @@ const migrations: Record<string, { up(k: Knex): Promise<void>; down(k: Knex): Pr
   '003_kommo': m003,
   '004_bitrix24': m004,
   '005_licence': m005,
+  '006_plan_schedule': m006,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

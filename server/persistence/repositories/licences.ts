@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { LicenceRecord } from '../../domain/licence';
+import type { LicenceRecord, PlanChange } from '../../domain/licence';
 import type { LicenceRepo, Payment, StoredWindow } from '../../domain/licencePorts';
 import { bool, num, numOrNull, strOrNull, type Row } from './rows';
 
@@ -10,6 +10,7 @@ function toRecord(r: Row): LicenceRecord {
     planCode: strOrNull(r.plan_code),
     nextPlanCode: strOrNull(r.next_plan_code),
     nextPlanFrom: numOrNull(r.next_plan_from),
+    laterPlans: planList(r.later_plans),
     trialStartedAt: num(r.trial_started_at),
     trialEndsAt: num(r.trial_ends_at),
     paidUntil: numOrNull(r.paid_until),
@@ -22,12 +23,23 @@ function toRecord(r: Row): LicenceRecord {
   };
 }
 
+/** The changes after the next one (006_plan_schedule), stored as JSON `[{code, from}]`. */
+function planList(v: unknown): PlanChange[] {
+  if (typeof v !== 'string' || !v) return [];
+  const parsed: unknown = JSON.parse(v);
+  if (!Array.isArray(parsed)) return [];
+  return parsed
+    .filter((c): c is { code: string; from: number | string } => !!c && typeof c === 'object' && typeof (c as PlanChange).code === 'string' && Number.isFinite(Number((c as PlanChange).from)))
+    .map((c) => ({ code: c.code, from: Number(c.from) }));
+}
+
 function toColumns(rec: LicenceRecord) {
   return {
     billing: rec.billing,
     plan_code: rec.planCode,
     next_plan_code: rec.nextPlanCode,
     next_plan_from: rec.nextPlanFrom,
+    later_plans: rec.laterPlans.length ? JSON.stringify(rec.laterPlans) : null,
     trial_started_at: rec.trialStartedAt,
     trial_ends_at: rec.trialEndsAt,
     paid_until: rec.paidUntil,
