@@ -194,3 +194,74 @@ describe('Bitrix24: install in each event order, reinstall, events, uninstall', 
     expect(await row(srv, p.memberId)).to.equal(undefined);
   });
 });
+
+describe('Bitrix24: a portal user who is not an admin cannot take the app over', function () {
+  this.timeout(30_000);
+  let fake: FakeBitrix24;
+  let srv: RunningServer;
+  before(async () => {
+    ({ fake, srv } = await startB24());
+  });
+  after(async () => {
+    await srv?.close();
+    await fake?.stop();
+  });
+  const pause = (ms: number) => new Promise((res) => setTimeout(res, ms));
+  // What Bitrix24 posts into Sam's (user 7, not an admin) own frame when he opens the app.
+  const samsFrame = (p: FakeB24Portal) => fake.frameForm(p, 7, 'DEFAULT', {});
+  const asInstall = (p: FakeB24Portal, f: { AUTH_ID: string; REFRESH_ID: string }, applicationToken: string) => ({
+    query: { DOMAIN: p.domain, PROTOCOL: '1', LANG: 'en' },
+    form: { AUTH_ID: f.AUTH_ID, AUTH_EXPIRES: '3600', REFRESH_ID: f.REFRESH_ID, SERVER_ENDPOINT: 'https://oauth.bitrix.info/rest/', member_id: p.memberId, APPLICATION_TOKEN: applicationToken },
+  });
+
+  it('their frame tokens posted as an install or ONAPPINSTALL change nothing, and their chosen token cannot uninstall', async () => {
+    const p = fake.addPortal('takeover');
+    expect((await postInstall(srv, fake.installation(p))).status).to.equal(200);
+    const before = await waitFor(async () => {
+      const x = await row(srv, p.memberId);
+      return x?.installer_user_id && p.placements.length === 4 ? x : null;
+    }, 5000, 'installed by the admin');
+    const portalId = Number(before.portal_id);
+    const chosen = 'chosen-by-sam-0123456789abcdef';
+
+    // A fresh pair: the OAuth server vouches for the portal, but not for Sam's rights.
+    const r1 = await postInstall(srv, asInstall(p, samsFrame(p), chosen));
+    expect(r1.status).to.equal(403);
+    expect(await r1.text()).to.contain('administrator');
+    // A spent refresh token: only his access token is left to check.
+    const r2 = await postInstall(srv, asInstall(p, { ...samsFrame(p), REFRESH_ID: 'spent'.repeat(8) }, chosen));
+    expect(r2.status).to.equal(403);
+    // Every frame carries the real APPLICATION_TOKEN: knowing it proves nothing either.
+    expect((await postInstall(srv, asInstall(p, samsFrame(p), p.applicationToken))).status).to.equal(403);
+    // The same pair as an ONAPPINSTALL event (answered at once, refused when proven).
+    const f = samsFrame(p);
+    const forged = { event: 'ONAPPINSTALL', data: { VERSION: '1', ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID: 'en' }, auth: { access_token: f.AUTH_ID, refresh_token: f.REFRESH_ID, expires_in: '3600', domain: p.domain, server_endpoint: 'https://oauth.bitrix.info/rest/', client_endpoint: `https://${p.domain}/rest/`, member_id: p.memberId, user_id: '7', application_token: chosen } };
+    expect((await postEvent(srv, forged)).status).to.equal(202);
+    await pause(300);
+
+    expect(await row(srv, p.memberId)).to.deep.equal(before);
+    const sam = await srv.db.knex('crm_users').where({ portal_id: portalId, external_id: '7' });
+    expect(sam.filter((u) => Boolean(u.is_admin))).to.have.length(0);
+    const audit = await srv.db.knex('audit_log').where({ portal_id: portalId }).whereLike('action', 'bitrix24.install%');
+    expect(audit).to.have.length(1);
+
+    // The token Sam chose cannot uninstall (and erase) the portal.
+    expect((await postEvent(srv, fake.uninstallEvent(p, { clean: true, applicationToken: chosen }))).status).to.equal(403);
+    p.installed = true;
+    await pause(200);
+    expect(await srv.db.repos.portals.get(portalId)).to.not.equal(null);
+    expect(await row(srv, p.memberId)).to.deep.equal(before);
+    // The app keeps working with the admin's pair.
+    const admin = await apiClient({ fake, portal: p, srv, portalId, close: async () => {} }, 1);
+    expect((await admin.get('/bitrix24/options')).status).to.equal(200);
+  });
+
+  it('a non-admin cannot install InCRM into a portal we do not know yet', async () => {
+    const p = fake.addPortal('nonadminfirst');
+    p.installed = true; // Bitrix24 lets the app's tokens work; the server never saw an admin's install
+    const r = await postInstall(srv, asInstall(p, samsFrame(p), p.applicationToken));
+    expect(r.status).to.equal(403);
+    expect(await row(srv, p.memberId)).to.equal(undefined);
+    expect(await srv.db.knex('portals').where({ crm: 'bitrix24', external_id: p.memberId }).first()).to.equal(undefined);
+  });
+});

@@ -85,6 +85,9 @@ const MAX_IN_FLIGHT = 2;
 const MAX_ATTEMPTS = 4;
 const EXPIRY_MARGIN_MS = 30_000;
 
+/** Where a portal's REST API is: enough to call it before the portal is stored (install proof). */
+export type RestTarget = Pick<B24Portal, 'memberId' | 'domain' | 'clientEndpoint' | 'serverEndpoint'>;
+
 export interface CallResult {
   result: unknown;
   total: number | null;
@@ -290,7 +293,7 @@ export class Bitrix24Api {
     };
   }
 
-  private newSdk(p: B24Portal, accessToken: string, refreshToken: string, expiresAt: number): B24OAuth {
+  private newSdk(p: RestTarget & { tokens?: B24Tokens | null }, accessToken: string, refreshToken: string, expiresAt: number): B24OAuth {
     const sdk = new B24OAuth(
       {
         applicationToken: '',
@@ -341,7 +344,7 @@ export class Bitrix24Api {
   }
 
   /** A client for a user's own frame token: no refresh (an expired frame token is simply refused). */
-  private userSdk(p: B24Portal, accessToken: string): B24OAuth {
+  private userSdk(p: RestTarget, accessToken: string): B24OAuth {
     const sdk = this.newSdk(p, accessToken, 'none', this.o.clock.now() + 3600_000);
     sdk.setCustomRefreshAuth(async () => {
       throw new Bitrix24NotAuthorized('the frame token has expired; reopen the tab');
@@ -362,6 +365,27 @@ export class Bitrix24Api {
 
   async call<T = unknown>(portalId: number, method: string, params: Record<string, unknown> = {}, opts: { write?: boolean; auth?: string } = {}): Promise<T> {
     return (await this.callFull(portalId, method, params, opts)).result as T;
+  }
+
+  /**
+   * Calls with a user's own token on a portal that is not stored (a first install, a reinstall
+   * after uninstall): there is no queue to join, so they leave at once as one request and are not
+   * retried. Only install proofs use it: one request per install attempt.
+   */
+  async callDirect(target: RestTarget, accessToken: string, calls: Array<{ method: string; params?: Record<string, unknown> }>): Promise<unknown[]> {
+    const settled: Array<Promise<CallResult>> = [];
+    const items: Pending[] = calls.map((c) => {
+      let item!: Pending;
+      settled.push(new Promise<CallResult>((resolve, reject) => (item = { method: c.method, params: c.params ?? {}, write: false, auth: accessToken, attempts: 0, resolve, reject })));
+      return item;
+    });
+    try {
+      await this.exchange(this.userSdk(target, accessToken), items);
+    } catch (err) {
+      const f = classify(err);
+      for (const it of items) this.failedOne(it, f);
+    }
+    return (await Promise.all(settled)).map((r) => r.result);
   }
 
   /** For tests and metrics: how many calls wait, and whether the portal is paused. */
@@ -437,24 +461,29 @@ export class Bitrix24Api {
     }
     this.requestCount.set(portalId, (this.requestCount.get(portalId) ?? 0) + 1);
     try {
-      if (items.length === 1) {
-        const it = items[0]!;
-        const r = await sdk.actions.v2.call.make({ method: it.method, params: it.params });
-        this.settle(it, r);
-      } else {
-        const calls = Object.fromEntries(items.map((it, i) => [`c${i}`, { method: it.method, params: it.params }]));
-        const r = await sdk.actions.v2.batch.make({ calls, options: { isHaltOnError: false, returnAjaxResult: true } });
-        const data = (r.getData() ?? {}) as Record<string, AjaxResult | undefined>;
-        items.forEach((it, i) => {
-          const one = data[`c${i}`];
-          if (one) this.settle(it, one);
-          else it.reject(new Bitrix24Unavailable(`${it.method}: no answer for it in the batch`, 502));
-        });
-      }
+      await this.exchange(sdk, items);
       lane.pauses = 0;
     } catch (err) {
       this.failed(portalId, lane, items, classify(err));
     }
+  }
+
+  /** One request: a single call, or a batch of several. Settles each call; throws when the request as a whole failed. */
+  private async exchange(sdk: B24OAuth, items: Pending[]): Promise<void> {
+    if (items.length === 1) {
+      const it = items[0]!;
+      const r = await sdk.actions.v2.call.make({ method: it.method, params: it.params });
+      this.settle(it, r);
+      return;
+    }
+    const calls = Object.fromEntries(items.map((it, i) => [`c${i}`, { method: it.method, params: it.params }]));
+    const r = await sdk.actions.v2.batch.make({ calls, options: { isHaltOnError: false, returnAjaxResult: true } });
+    const data = (r.getData() ?? {}) as Record<string, AjaxResult | undefined>;
+    items.forEach((it, i) => {
+      const one = data[`c${i}`];
+      if (one) this.settle(it, one);
+      else it.reject(new Bitrix24Unavailable(`${it.method}: no answer for it in the batch`, 502));
+    });
   }
 
   private settle(it: Pending, r: AjaxResult): void {

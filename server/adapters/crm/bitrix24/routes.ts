@@ -1,4 +1,3 @@
-import crypto from 'node:crypto';
 import path from 'node:path';
 import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
@@ -11,10 +10,12 @@ import { route, type RouteDef } from '../../../http/api';
 import type { TokenService } from '../../../http/tokens';
 import type { Logger } from '../../../logger';
 import type { Bitrix24Adapter } from './adapter';
-import { Bitrix24NotAuthorized, Bitrix24OAuthRefused, Bitrix24Rejected, Bitrix24Unavailable, type Bitrix24Api } from './client';
+import { Bitrix24NotAuthorized, Bitrix24Rejected, Bitrix24Unavailable, type Bitrix24Api } from './client';
 import { BITRIX24_APP, entityOfPlacement } from './descriptor';
+import { tokenOwner, type TokenOwner } from './identity';
+import { acceptInstall, safeEqual } from './install';
 import { installPage, messagePage, widgetLang, widgetPage } from './pages';
-import type { B24Portal, B24Tokens, Bitrix24Store } from './store';
+import type { B24Portal, Bitrix24Store } from './store';
 import { marketCheck } from './market';
 
 export const JOB_BITRIX24_PURGE = 'bitrix24.purge';
@@ -86,20 +87,12 @@ const eventAuth = z
   .loose();
 const eventBody = z.object({ event: z.string().min(1).max(100), data: z.record(z.string(), z.unknown()).or(z.array(z.unknown())).optional(), auth: eventAuth, ts: z.string().optional() }).loose();
 
-const userCurrent = z.object({ ID: z.union([z.string().regex(/^\d+$/), z.number()]).transform(String), NAME: z.string().nullable().optional(), LAST_NAME: z.string().nullable().optional() }).loose();
 const placementList = z.array(z.object({ placement: z.string(), handler: z.string() }).loose());
 const eventList = z.array(z.object({ event: z.string(), handler: z.string() }).loose());
 
 function firstIssue(e: z.ZodError): string {
   const i = e.issues[0]!;
   return `${i.path.join('.') || 'body'}: ${i.message}`;
-}
-
-function safeEqual(a: string, b: string): boolean {
-  const x = crypto.createHash('sha256').update(a).digest();
-  const y = crypto.createHash('sha256').update(b).digest();
-  // Hashing first makes the comparison length-independent as well as constant-time.
-  return crypto.timingSafeEqual(x, y) && a.length === b.length;
 }
 
 function baseUrl(d: Bitrix24RouteDeps, req: Request): string {
@@ -127,80 +120,6 @@ function sendPage(d: Bitrix24RouteDeps, res: Response, status: number, html: str
   res.setHeader('Content-Security-Policy', frameAncestors(d, p));
   res.setHeader('Referrer-Policy', 'no-referrer');
   res.send(html);
-}
-
-// ---------------------------------------------------------------- install proof
-
-interface InstallClaim {
-  memberId: string;
-  domain: string;
-  accessToken: string | null;
-  refreshToken: string | null;
-  serverEndpoint: string | null;
-  applicationToken: string | null;
-  userId: string | null;
-}
-
-/**
- * Stores an install (form POST or ONAPPINSTALL) after proving it came from Bitrix24: the refresh
- * token is exchanged at the OAuth server, whose answer names the portal (member_id, domain,
- * client_endpoint) — so a forged form cannot take over a member_id or point us at another host.
- * When the refresh token was already spent (the other delivery of the same install came first),
- * the access token must work on the portal we already know. One at a time per member_id.
- */
-export async function acceptInstall(d: Bitrix24RouteDeps & { lock: KeyedMutex }, c: InstallClaim): Promise<{ portal: B24Portal; created: boolean; reinstalled: boolean }> {
-  const api = d.api!;
-  return d.lock.run(c.memberId, async () => {
-    const existing = await d.store.byMember(c.memberId);
-    let tokens: B24Tokens | null = null;
-    let clientEndpoint: string | null = null;
-    let serverEndpoint = api.serverEndpoint(c.serverEndpoint);
-    let proven = false;
-    if (c.refreshToken) {
-      try {
-        const fresh = await api.oauthRefresh(c.serverEndpoint, c.refreshToken);
-        if (fresh.member_id !== c.memberId) throw new AppError(403, 'forbidden', 'member_id: the tokens belong to another portal');
-        if (fresh.domain && fresh.domain.toLowerCase() !== c.domain) throw new AppError(403, 'forbidden', 'DOMAIN: the tokens belong to another portal');
-        tokens = api.tokensFrom(fresh);
-        clientEndpoint = fresh.client_endpoint;
-        if (fresh.server_endpoint) serverEndpoint = api.serverEndpoint(fresh.server_endpoint);
-        proven = true;
-      } catch (err) {
-        if (!(err instanceof Bitrix24OAuthRefused)) throw err;
-        d.log.info({ memberId: c.memberId, code: err.code }, 'install proof: refresh token refused, checking the access token instead');
-      }
-    }
-    if (!proven) {
-      if (!existing || existing.state === 'uninstalled' || !c.accessToken) throw new AppError(403, 'forbidden', 'install: Bitrix24 did not confirm these tokens');
-      try {
-        await api.call(existing.portalId, 'app.info', {}, { auth: c.accessToken });
-      } catch (err) {
-        if (err instanceof Bitrix24Unavailable) throw err;
-        throw new AppError(403, 'forbidden', `install: the portal refused the access token (${(err as Error).message})`);
-      }
-      if (existing.domain !== c.domain) throw new AppError(403, 'forbidden', 'DOMAIN: not the portal of this member_id');
-      clientEndpoint = existing.clientEndpoint;
-      serverEndpoint = existing.serverEndpoint;
-    }
-    const r = await d.store.install({
-      memberId: c.memberId,
-      domain: c.domain,
-      clientEndpoint: clientEndpoint!,
-      serverEndpoint,
-      tokens,
-      applicationToken: c.applicationToken,
-      installerUserId: c.userId,
-      now: d.clock.now(),
-    });
-    await d.db.repos.audit.append({
-      portalId: r.portalId,
-      actor: 'bitrix24',
-      action: r.created ? 'bitrix24.installed' : r.reinstalled ? 'bitrix24.reinstalled' : 'bitrix24.install_updated',
-      details: { memberId: c.memberId, domain: c.domain },
-    });
-    const portal = (await d.store.byMember(c.memberId))!;
-    return { portal, created: r.created, reinstalled: r.reinstalled };
-  });
 }
 
 /**
@@ -254,22 +173,17 @@ export async function verifyFrameToken(d: Bitrix24RouteDeps, member: string, aut
   const portal = await d.store.byMember(member);
   if (!portal || portal.state === 'uninstalled') throw new AppError(403, 'forbidden', 'InCRM is not installed in this Bitrix24 portal');
   if (claimedDomain && claimedDomain !== portal.domain) throw new AppError(403, 'forbidden', 'DOMAIN: not the portal of this member_id');
-  let user;
-  let admin;
+  let owner: TokenOwner;
   try {
-    // Issued together: one batch request with the user's own token.
-    [user, admin] = await Promise.all([d.api.call(portal.portalId, 'user.current', {}, { auth: authId }), d.api.call(portal.portalId, 'user.admin', {}, { auth: authId })]);
+    owner = await tokenOwner(d.api, { portalId: portal.portalId }, authId);
   } catch (err) {
+    if (err instanceof Bitrix24Rejected && err.code === 'BAD_PAYLOAD') throw new AppError(502, 'bad_gateway', err.message);
     if (err instanceof Bitrix24NotAuthorized || err instanceof Bitrix24Rejected) throw new AppError(401, 'unauthorized', `AUTH_ID: Bitrix24 did not accept it (${err.message})`);
     if (err instanceof Bitrix24Unavailable) throw new AppError(503, 'unavailable', err.message);
     throw err;
   }
-  const u = userCurrent.safeParse(user);
-  if (!u.success) throw new AppError(502, 'bad_gateway', 'user.current: unexpected Bitrix24 payload');
-  const isAdmin = admin === true || admin === 'true' || admin === 'Y';
-  const name = [u.data.NAME, u.data.LAST_NAME].filter(Boolean).join(' ') || null;
-  await d.store.seeUser(portal.portalId, u.data.ID, name, isAdmin, d.clock.now());
-  return { portal, userId: u.data.ID, name, admin: isAdmin };
+  await d.store.seeUser(portal.portalId, owner.userId, owner.name, owner.admin, d.clock.now());
+  return { portal, ...owner };
 }
 
 function mint(d: Bitrix24RouteDeps, who: FrameUser): { token: string; expiresAt: string } {
@@ -296,7 +210,6 @@ function placementEntity(placement: string | undefined, options: string | undefi
 export function bitrix24Router(d: Bitrix24RouteDeps): express.Router {
   const r = express.Router();
   const lock = new KeyedMutex();
-  const dl = { ...d, lock };
   const merged = (req: Request) => ({ ...(req.query as Record<string, unknown>), ...((req.body ?? {}) as Record<string, unknown>) });
 
   // The b24jssdk browser build, for our install page (and anyone else's page that needs it).
@@ -310,16 +223,16 @@ export function bitrix24Router(d: Bitrix24RouteDeps): express.Router {
     const f = installForm.safeParse(merged(req));
     if (!f.success) return sendPage(d, res, 400, messagePage('Not a Bitrix24 install request', `This address is where Bitrix24 installs InCRM (${firstIssue(f.error)}).`, true), null);
     if (!d.api) return sendPage(d, res, 503, messagePage('Not configured', 'Bitrix24 is not configured on this server (BITRIX24_CLIENT_ID, BITRIX24_CLIENT_SECRET).', true), null);
+    const api = d.api;
     let portal: B24Portal;
     try {
-      const out = await acceptInstall(dl, {
+      const out = await acceptInstall({ ...d, api, lock }, {
         memberId: f.data.member_id,
         domain: f.data.DOMAIN,
         accessToken: f.data.AUTH_ID,
         refreshToken: f.data.REFRESH_ID,
         serverEndpoint: f.data.SERVER_ENDPOINT ?? null,
         applicationToken: f.data.APPLICATION_TOKEN ?? null,
-        userId: null,
       });
       portal = out.portal;
       d.log.info({ portalId: portal.portalId, memberId: portal.memberId, domain: portal.domain, created: out.created }, 'Bitrix24 portal installed');
@@ -331,17 +244,9 @@ export function bitrix24Router(d: Bitrix24RouteDeps): express.Router {
       return sendPage(d, res, status, installPage({ ok: false, domain: f.data.DOMAIN, detail: `${(err as Error).message}. Try installing again in a minute.` }), p);
     }
     const base = baseUrl(d, req);
-    // The installing user (an admin: only admins install apps).
-    void d.api
-      .call(portal.portalId, 'user.current', {})
-      .then((u) => {
-        const p = userCurrent.safeParse(u);
-        if (p.success) return d.store.seeUser(portal.portalId, p.data.ID, [p.data.NAME, p.data.LAST_NAME].filter(Boolean).join(' ') || null, true, d.clock.now()).then(() => d.store.setInstaller(portal.portalId, p.data.ID));
-      })
-      .catch((err) => d.log.warn({ portalId: portal.portalId, err: (err as Error).message }, 'could not read the installing user'));
     let detail: string;
     try {
-      await bindAll(d.api, portal.portalId, base);
+      await bindAll(api, portal.portalId, base);
       detail = `The WhatsApp tab was added to lead, deal, contact and company cards of ${portal.domain}.`;
     } catch (err) {
       // A durable job keeps trying; the install itself is done.
@@ -364,7 +269,7 @@ export function bitrix24Router(d: Bitrix24RouteDeps): express.Router {
     const matches = Boolean(stored?.applicationToken && got && safeEqual(got, stored.applicationToken));
     if (!matches) {
       // Only ONAPPINSTALL may bring a token we do not know yet (first install, reinstall): it is
-      // then proven through the OAuth server with its own tokens before anything is stored.
+      // then proven like the install page (the OAuth server, an admin's token) before anything is stored.
       const provable = event === 'ONAPPINSTALL' && Boolean(got) && Boolean(auth.refresh_token || auth.access_token);
       if (!provable) {
         d.log.warn({ memberId: auth.member_id, event, known: Boolean(stored) }, 'Bitrix24 event with a wrong or missing application_token refused');
@@ -375,7 +280,7 @@ export function bitrix24Router(d: Bitrix24RouteDeps): express.Router {
     const base = baseUrl(d, req);
     const data = (Array.isArray(b.data.data) ? {} : (b.data.data ?? {})) as Record<string, unknown>;
     void (async () => {
-      if (event === 'ONAPPINSTALL') await onInstallEvent(dl, auth, base, stored);
+      if (event === 'ONAPPINSTALL') await onInstallEvent({ ...d, lock }, auth, base, stored);
       else if (event === 'ONAPPUNINSTALL') await onUninstall(d, auth.member_id, String(data.CLEAN ?? '0') === '1');
       else if (event === 'ONAPPPAYMENT' && stored) await marketCheck(d.db.repos.jobs, stored.portalId);
       else d.log.debug({ event, memberId: auth.member_id }, 'Bitrix24 event ignored');
@@ -395,14 +300,13 @@ export function bitrix24Router(d: Bitrix24RouteDeps): express.Router {
     }
     // An admin opening the app brings back a portal whose tokens Bitrix24 had refused.
     if (who.admin && who.portal.state === 'revoked' && f.data.REFRESH_ID && d.api) {
-      await acceptInstall(dl, {
+      await acceptInstall({ ...d, api: d.api, lock }, {
         memberId: who.portal.memberId,
         domain: who.portal.domain,
         accessToken: f.data.AUTH_ID,
         refreshToken: f.data.REFRESH_ID,
         serverEndpoint: f.data.SERVER_ENDPOINT ?? who.portal.serverEndpoint,
         applicationToken: null,
-        userId: null,
       }).then(
         () => d.log.info({ portalId: who.portal.portalId }, 'Bitrix24 portal reconnected by an admin'),
         (err) => d.log.warn({ portalId: who.portal.portalId, err: (err as Error).message }, 'reconnecting the portal failed'),
@@ -444,23 +348,23 @@ export function bitrix24Router(d: Bitrix24RouteDeps): express.Router {
 }
 
 async function onInstallEvent(d: Bitrix24RouteDeps & { lock: KeyedMutex }, auth: z.infer<typeof eventAuth>, base: string, stored: B24Portal | null): Promise<void> {
-  if (!d.api) return;
+  const api = d.api;
+  if (!api) return;
   // With the portal already installed and tokens in hand, the event's pair (possibly the very
   // pair the install page spent) is not needed; only the application_token is news.
   if (stored && stored.tokens && stored.state === 'active' && stored.applicationToken && safeEqual(stored.applicationToken, auth.application_token ?? '')) return;
   const dom = auth.domain ?? stored?.domain;
   if (!dom) throw new Error('ONAPPINSTALL without a domain');
-  const out = await acceptInstall(d, {
+  // The event's own `user_id` is a claim like the rest: the installer is whoever Bitrix24 says owns the tokens.
+  const out = await acceptInstall({ ...d, api }, {
     memberId: auth.member_id,
     domain: dom,
     accessToken: auth.access_token ?? null,
     refreshToken: auth.refresh_token ?? null,
     serverEndpoint: auth.server_endpoint ?? null,
     applicationToken: auth.application_token ?? null,
-    userId: auth.user_id === undefined ? null : String(auth.user_id),
   });
   d.log.info({ portalId: out.portal.portalId, memberId: auth.member_id }, 'Bitrix24 ONAPPINSTALL accepted');
-  if (auth.user_id !== undefined) await d.store.seeUser(out.portal.portalId, String(auth.user_id), null, true, d.clock.now());
   // Install-callback apps have no install page: the tabs are bound from here (a durable job).
   await d.db.repos.jobs.enqueue({ kind: JOB_BITRIX24_BIND, portalId: out.portal.portalId, payload: { base }, dedupeKey: `bitrix24.bind:${out.portal.portalId}` });
   await marketCheck(d.db.repos.jobs, out.portal.portalId);

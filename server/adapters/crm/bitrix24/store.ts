@@ -82,7 +82,8 @@ export class Bitrix24Store {
   /**
    * Install or reinstall, in one transaction: finds or creates the portal of this member_id (a
    * reinstall keeps all its history) and stores what was proven. `tokens` null keeps the stored
-   * pair; `applicationToken` null keeps the stored one.
+   * pair; `applicationToken` null keeps the stored one. The caller has proven that the install
+   * came from a portal administrator (install.ts): nothing here checks it again.
    */
   async install(a: {
     memberId: string;
@@ -178,10 +179,6 @@ export class Bitrix24Store {
       .insert({ portal_id: portalId, external_id: userId, name, is_admin: admin, seen_at: now })
       .onConflict(['portal_id', 'external_id'])
       .merge(['name', 'is_admin', 'seen_at']);
-  }
-
-  async setInstaller(portalId: number, userId: string): Promise<void> {
-    await this.knex('bitrix24_portals').where({ portal_id: portalId }).update({ installer_user_id: userId });
   }
 
   async adminIds(portalId: number): Promise<string[]> {
