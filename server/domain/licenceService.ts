@@ -116,10 +116,12 @@ export class LicenceService {
     else {
       const during = windows.find((w) => w.startAt <= now && now < w.endAt);
       const soon = windows.filter((w) => w.startAt > now && w.startAt - now <= MAINTENANCE_NOTICE_MS).sort((a, b) => a.startAt - b.startAt)[0];
-      if (during) notice = { kind: 'maintenance', message: t.maintenanceNow(during.endAt, during.reason) };
-      else if (s.expiresAt !== null && s.daysLeft !== null && s.daysLeft <= EXPIRING_NOTICE_DAYS) {
-        notice = { kind: 'expiring', message: t.expiring(s.daysLeft, s.expiresAt, trial) };
-      } else if (soon) notice = { kind: 'maintenance', message: t.maintenanceSoon(soon.startAt, soon.endAt, soon.reason) };
+      const maintenance = during ? t.maintenanceNow(during.endAt, during.reason) : soon ? t.maintenanceSoon(soon.startAt, soon.endAt, soon.reason) : null;
+      const expiring = s.expiresAt !== null && s.daysLeft !== null && s.daysLeft <= EXPIRING_NOTICE_DAYS ? t.expiring(s.daysLeft, s.expiresAt, trial) : null;
+      // A window is announced before and during it even to a portal near its end (a trial always
+      // is): the maintenance notice comes first and carries the expiry text too.
+      if (maintenance) notice = { kind: 'maintenance', message: expiring ? `${maintenance} ${expiring}` : maintenance };
+      else if (expiring) notice = { kind: 'expiring', message: expiring };
     }
     return {
       status: s.status,

@@ -326,6 +326,37 @@ for (const target of testDatabases()) {
       clock.offset = start;
     });
 
+    it('a trial portal (and any portal in its last 7 days) sees the maintenance notice before and during a window, with its expiry', async () => {
+      const start = clock.offset;
+      clock.days(200); // far from the other tests' windows
+      const trial = await newPortal(srv, 'trial sees maintenance');
+      const ending = await newPortal(srv, 'last days');
+      await L().recordPayment(ending.portalId, { planCode: 'team' }, 'test');
+      clock.days(25); // the trial has expired by now; restart it so it runs through the window
+      await L().record(trial.portalId);
+      await srv.db.knex('licences').where({ portal_id: trial.portalId }).update({ trial_started_at: clock.now(), trial_ends_at: clock.now() + 3 * DAY_MS });
+      const t = clock.now();
+      expect((await trial.user.get('/licence')).body.notice.kind, 'no window yet').to.equal('expiring');
+      await srv.operator.declareMaintenance({ startAt: t + DAY_MS, endAt: t + DAY_MS + 2 * 3600_000, reason: 'storage upgrade' }, 'test');
+      for (const p of [trial, ending]) {
+        const before = (await p.user.get('/licence')).body;
+        expect(before.status).to.be.oneOf(['trial', 'active']);
+        expect(before.notice.kind, 'before the window').to.equal('maintenance');
+        expect(before.notice.message).to.match(/^Planned maintenance .*storage upgrade/);
+        expect(before.notice.message, 'the expiry is still told').to.match(/ends in [35] days/);
+      }
+      expect((await trial.user.get('/licence')).body.notice.message).to.include('The trial ends in 3 days');
+      clock.advance(DAY_MS + 3600_000);
+      const during = (await trial.user.get('/licence')).body.notice;
+      expect(during.kind).to.equal('maintenance');
+      expect(during.message).to.match(/^Maintenance in progress until .*storage upgrade.*The trial ends in 2 days/);
+      const ru = (await trial.user.get('/licence?lang=ru')).body.notice.message;
+      expect(ru).to.match(/^Идут технические работы/).and.include('Пробный период');
+      clock.advance(2 * 3600_000); // the window is over: the expiry notice alone again
+      expect((await trial.user.get('/licence')).body.notice.kind).to.equal('expiring');
+      clock.offset = start;
+    });
+
     it('Market status drives a Bitrix24 portal; direct payments are refused for it', async () => {
       const p = await newPortal(srv);
       await L().applyMarketStatus(p.portalId, { STATUS: 'P', PAYMENT_EXPIRED: 'N', DAYS: '12', LICENSE: 'de_ent10000' });
