@@ -54,7 +54,16 @@ export interface FakeNote {
   note_type: string;
   params: Record<string, unknown>;
   created_at: number;
+  updated_at: number;
 }
+
+/**
+ * How a note creation goes wrong after Kommo has already stored the note, so the caller cannot
+ * know it worked: `error` answers 500; `late` stores the note only after `ms` and answers then (a
+ * caller with a shorter timeout gives up while the request still runs); `hang` stores it at once
+ * and never answers.
+ */
+export type NoteFault = { kind: 'error' } | { kind: 'late'; ms: number } | { kind: 'hang' };
 
 export interface FakeAccount {
   id: number;
@@ -132,6 +141,7 @@ export class FakeKommo {
   private outageUntil = 0;
   private outageN = 0;
   private outageHeld = false;
+  private readonly noteFaults: NoteFault[] = [];
   private nextId = 1000;
   private server: https.Server | null = null;
   url = '';
@@ -213,6 +223,11 @@ export class FakeKommo {
 
   get down(): boolean {
     return this.outageHeld || Date.now() < this.outageUntil;
+  }
+
+  /** The next note creations (one request each, in order) store their notes and then fail this way. */
+  failNoteCreates(...faults: NoteFault[]): void {
+    this.noteFaults.push(...faults);
   }
 
   addContact(acc: FakeAccount, c: { name: string; phones: string[]; responsible?: number }): FakeContact {
@@ -499,12 +514,50 @@ export class FakeKommo {
           });
         }
       }
-      const made = body.map((n) => {
-        const note: FakeNote = { id: this.nextId++, entity_type: entity, entity_id: Number(n.entity_id), note_type: String(n.note_type), params: n.params ?? {}, created_at: Math.floor(this.now() / 1000) };
-        acc.notes.push(note);
-        return { id: note.id, entity_id: note.entity_id, request_id: String(n.request_id ?? '0') };
+      const create = () =>
+        body.map((n) => {
+          const at = Math.floor(this.now() / 1000);
+          const note: FakeNote = { id: this.nextId++, entity_type: entity, entity_id: Number(n.entity_id), note_type: String(n.note_type), params: n.params ?? {}, created_at: at, updated_at: at };
+          acc.notes.push(note);
+          return { id: note.id, entity_id: note.entity_id, request_id: String(n.request_id ?? '0') };
+        });
+      const answer = (made: ReturnType<typeof create>) => hal(res, { _links: { self: { href: `https://${acc.domain}/api/v4/${entity}/notes` } }, _embedded: { notes: made } });
+      const fault = this.noteFaults.shift();
+      if (!fault) return void answer(create());
+      if (fault.kind === 'error') {
+        create();
+        return void res.status(500).type('text/html').send('<html><body><h1>500 Internal Server Error</h1></body></html>');
+      }
+      if (fault.kind === 'hang') return void create();
+      setTimeout(() => answer(create()), fault.ms);
+    });
+    // The notes of one record, as Kommo lists them: filter[note_type], filter[updated_at] (a
+    // timestamp, or {from, to}), order[id|updated_at], limit ≤ 250, page; 204 when none.
+    api.get('/:entity/:id/notes', (req, res) => {
+      const acc = account(req)!;
+      const entity = req.params.entity as FakeNote['entity_type'];
+      if (!['leads', 'contacts', 'companies'].includes(entity)) return void problem(res, 404, { title: 'Not Found', detail: 'unknown entity' });
+      const q = req.query as { filter?: { note_type?: unknown; updated_at?: unknown }; order?: Record<string, unknown>; limit?: unknown; page?: unknown };
+      const limit = Math.min(250, Number(q.limit ?? 50));
+      const page = Math.max(1, Number(q.page ?? 1));
+      const types = q.filter?.note_type === undefined ? null : ([] as unknown[]).concat(typeof q.filter.note_type === 'object' ? Object.values(q.filter.note_type as object) : q.filter.note_type).map(String);
+      const u = q.filter?.updated_at;
+      const from = typeof u === 'object' && u ? Number((u as { from?: unknown }).from ?? 0) : u !== undefined ? Number(u) : 0;
+      const to = typeof u === 'object' && u && (u as { to?: unknown }).to !== undefined ? Number((u as { to?: unknown }).to) : Infinity;
+      let list = acc.notes.filter((n) => n.entity_type === entity && String(n.entity_id) === req.params.id && (!types || types.includes(n.note_type)) && n.updated_at >= from && n.updated_at <= to);
+      const [field, dir] = Object.entries(q.order ?? {})[0] ?? ['id', 'asc'];
+      const key = field === 'updated_at' ? (n: FakeNote) => n.updated_at * 1e9 + n.id : (n: FakeNote) => n.id;
+      list = list.sort((a, b) => (String(dir) === 'desc' ? key(b) - key(a) : key(a) - key(b)));
+      const slice = list.slice((page - 1) * limit, page * limit);
+      if (slice.length === 0) return void res.status(204).end();
+      const self = `https://${acc.domain}/api/v4/${entity}/${req.params.id}/notes`;
+      hal(res, {
+        _page: page,
+        _links: { self: { href: `${self}?page=${page}&limit=${limit}` }, ...(list.length > page * limit ? { next: { href: `${self}?page=${page + 1}&limit=${limit}` } } : {}) },
+        _embedded: {
+          notes: slice.map((n) => ({ id: n.id, entity_id: n.entity_id, created_by: 0, updated_by: 0, created_at: n.created_at, updated_at: n.updated_at, responsible_user_id: acc.users[0]!.id, group_id: 0, note_type: n.note_type, params: n.params, account_id: acc.id })),
+        },
       });
-      hal(res, { _links: { self: { href: `https://${acc.domain}/api/v4/${entity}/notes` } }, _embedded: { notes: made } });
     });
     app.use('/api/v4', api);
     app.use((_req: Request, res: Response) => problem(res, 404, { title: 'Not Found', detail: 'no such route in the fake' }));

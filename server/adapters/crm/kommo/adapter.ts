@@ -7,11 +7,11 @@ import type { Clock, CrmAdapter, CrmMessageRecord, EntityRef, LivePublisher } fr
 import type { Portal } from '../../../domain/types';
 import type { Logger } from '../../../logger';
 import { KommoRejected, type KommoApi } from './client';
+import { KommoNotes } from './notes';
+import { id, parse } from './payload';
 import type { KommoStore, PhoneLink } from './store';
 
 // ---------------------------------------------------------------- REST v4 payloads (parsed, never trusted)
-
-const id = z.union([z.number(), z.string().regex(/^\d+$/)]).transform((v) => String(v));
 
 const fieldValue = z.object({ value: z.union([z.string(), z.number()]).nullable().optional(), enum_code: z.string().nullable().optional(), enum: z.string().nullable().optional() }).loose();
 const customField = z.object({ field_code: z.string().nullable().optional(), field_type: z.string().optional(), values: z.array(fieldValue).nullable().optional() }).loose();
@@ -31,7 +31,6 @@ const leadEntity = z
   })
   .loose();
 const complexCreated = z.array(z.object({ id, contact_id: id.nullable().optional() }).loose()).min(1);
-const noteCreated = z.object({ _embedded: z.object({ notes: z.array(z.object({ id }).loose()).min(1) }).loose() }).loose();
 const userList = z.object({
   _embedded: z.object({ users: z.array(z.object({ id, rights: z.object({ is_admin: z.boolean().optional() }).loose().optional() }).loose()) }).loose(),
 });
@@ -53,12 +52,6 @@ const pipelineList = z.object({
 const userNames = z.object({
   _embedded: z.object({ users: z.array(z.object({ id, name: z.string(), rights: z.object({ is_admin: z.boolean().optional(), is_active: z.boolean().optional() }).loose().optional() }).loose()) }).loose(),
 });
-
-function parse<T>(schema: z.ZodType<T>, data: unknown, what: string): T {
-  const r = schema.safeParse(data);
-  if (!r.success) throw new KommoRejected(`${what}: unexpected Kommo payload (${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message})`, 502, data);
-  return r.data;
-}
 
 /** The PHONE values of a contact or company, in E.164. Kommo stores phones as free text. */
 export function phonesIn(entity: z.infer<typeof withFields>): string[] {
@@ -93,7 +86,11 @@ export class KommoAdapter implements CrmAdapter {
   private readonly phoneLock = new KeyedMutex();
   private readonly admins = new Map<number, { ids: string[]; at: number }>();
 
-  constructor(private readonly d: KommoAdapterDeps) {}
+  private readonly notes: KommoNotes;
+
+  constructor(private readonly d: KommoAdapterDeps) {
+    this.notes = new KommoNotes(d);
+  }
 
   private async fetchContacts(portalId: number, ids: string[]): Promise<z.infer<typeof contactEntity>[]> {
     if (ids.length === 0) return [];
@@ -145,6 +142,8 @@ export class KommoAdapter implements CrmAdapter {
     return this.phoneLock.run(`${portal.id}:${phone}`, async () => {
       const known = await this.d.store.phoneLink(portal.id, phone);
       if (known) return { type: 'contact', id: known.contactId };
+      // A creation of ours that timed out may still be running: let it land before searching.
+      await this.d.api.settled(portal.id);
       let link = await this.searchByPhone(portal.id, phone);
       if (!link) {
         if (portal.settings.unknownNumber === 'ignore') return null;
@@ -205,18 +204,7 @@ export class KommoAdapter implements CrmAdapter {
       message.messageId !== undefined
         ? `m:${message.messageId}`
         : 'h:' + crypto.createHash('sha256').update(JSON.stringify([message.direction, message.phone, message.at, message.type, message.text])).digest('hex').slice(0, 40);
-    const done = await this.d.store.notesDone(portal.id, key);
-    const text = crmMessageText(message);
-    // One note per record, each remembered as soon as Kommo confirms it: a retry after a failure
-    // halfway writes only the missing ones.
-    for (const t of targets) {
-      if (done.has(`${t.path}:${t.id}`)) continue;
-      const res = await this.d.api.call(portal.id, 'POST', `/api/v4/${t.path}/notes`, [
-        { entity_id: Number(t.id), note_type: 'common', params: { text }, request_id: key },
-      ]);
-      const noteId = parse(noteCreated, res.data, 'note')._embedded.notes[0]!.id;
-      await this.d.store.markNote(portal.id, key, t.path, t.id, noteId, this.d.clock.now());
-    }
+    await this.notes.write(portal.id, key, crmMessageText(message), targets);
   }
 
   /** What the settings page offers: pipelines with their stages, and the account's users. */

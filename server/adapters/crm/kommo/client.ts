@@ -5,6 +5,7 @@ import { PermanentJobError } from '../../../domain/jobs';
 import { KeyedMutex } from '../../../domain/mutex';
 import type { Clock } from '../../../domain/ports';
 import type { Logger } from '../../../logger';
+import { Lingering } from './lingering';
 import type { KommoAccount, KommoStore, KommoTokens } from './store';
 
 export interface KommoAppCredentials {
@@ -100,7 +101,22 @@ export class KommoApi {
     /** Kommo allows 7 requests per second per account; more answer 429. */
     private readonly maxPerSecond = 7,
     private readonly timeoutMs = 20_000,
-  ) {}
+    /** How long a request we stopped waiting for may still be answered (Kommo's own proxies give up well before). */
+    lingerMs = 120_000,
+  ) {
+    this.lingering = new Lingering(lingerMs);
+  }
+
+  private readonly lingering: Lingering;
+
+  /**
+   * Resolves once every request for this portal that timed out has settled (or is old enough
+   * to be given up on). Work that would repeat such a request (write a note again) waits for
+   * this first, then looks at what Kommo has.
+   */
+  settled(portalId: number): Promise<void> {
+    return this.lingering.settled(portalId);
+  }
 
   private readonly recent = new Map<number, number[]>();
 
@@ -125,10 +141,18 @@ export class KommoApi {
     });
   }
 
-  private withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
+  /**
+   * Stops waiting for `p` after `timeoutMs`. The request itself keeps running (amocrm-js cannot
+   * abort it) and Kommo may still carry it out, so for a portal it is kept in `lingering` until
+   * it settles: a retry of the same work waits for it instead of racing it.
+   */
+  private withTimeout<T>(p: Promise<T>, what: string, portalId: number | null = null): Promise<T> {
     let timer: NodeJS.Timeout;
     const t = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new KommoUnavailable(`${what}: no answer from Kommo in ${this.timeoutMs} ms`, null)), this.timeoutMs);
+      timer = setTimeout(() => {
+        if (portalId !== null) void this.lingering.add(portalId, p);
+        reject(new KommoUnavailable(`${what}: no answer from Kommo in ${this.timeoutMs} ms`, null));
+      }, this.timeoutMs);
     });
     return Promise.race([p, t]).finally(() => clearTimeout(timer));
   }
@@ -179,13 +203,13 @@ export class KommoApi {
   async callWith(domain: string, tokens: KommoTokens, method: string, path: string, data?: object): Promise<ApiResult> {
     const client = this.newClient(domain);
     client.token.setValue(tokens);
-    return this.send(client, method, path, data);
+    return this.send(null, client, method, path, data);
   }
 
-  private async send(client: Client, method: string, path: string, data?: object): Promise<ApiResult> {
+  private async send(portalId: number | null, client: Client, method: string, path: string, data?: object): Promise<ApiResult> {
     let res: IAPIResponse<unknown>;
     try {
-      res = await this.withTimeout(client.request.make(method, path, data, { parser: rawParser }), `${method} ${path}`);
+      res = await this.withTimeout(client.request.make(method, path, data, { parser: rawParser }), `${method} ${path}`, portalId);
     } catch (err) {
       if (err instanceof KommoUnavailable) throw err;
       throw new KommoUnavailable(`${method} ${path}: ${(err as Error).message ?? String(err)}`, null);
@@ -255,7 +279,7 @@ export class KommoApi {
     if (a.tokens!.expires_at - EXPIRY_MARGIN_MS <= this.clock.now()) a = await this.refresh(portalId, a.tokenVersion);
     for (let attempt = 0; ; attempt++) {
       await this.pace(portalId);
-      const res = await this.send(this.clientFor(a), method, path, data);
+      const res = await this.send(portalId, this.clientFor(a), method, path, data);
       if (res.status === 401 && attempt === 0) {
         a = await this.refresh(portalId, a.tokenVersion);
         continue;

@@ -26,6 +26,14 @@ export interface PhoneLink {
   leadId: string | null;
 }
 
+/** What we know of one message's note on one record. */
+export interface NoteMark {
+  /** null: sent, outcome unknown. */
+  noteId: string | null;
+  /** When it was first marked (ms): Kommo's copy, if any, was stored after this. */
+  since: number;
+}
+
 export interface KommoAlert {
   id: number;
   userId: string;
@@ -144,17 +152,33 @@ export class KommoStore {
   }
 
   // ------------------------------------------------------------------ notes written
+  // A row with a note id: Kommo confirmed the note. A row without one: the note was sent (or was
+  // about to be) and we do not know whether Kommo stored it; the next try looks before it writes.
 
-  async notesDone(portalId: number, messageKey: string): Promise<Set<string>> {
-    const rows = await this.knex('kommo_notes').where({ portal_id: portalId, message_key: messageKey }).select('entity_type', 'entity_id');
-    return new Set(rows.map((r: Row) => `${String(r.entity_type)}:${String(r.entity_id)}`));
+  async notes(portalId: number, messageKey: string): Promise<Map<string, NoteMark>> {
+    const rows = await this.knex('kommo_notes').where({ portal_id: portalId, message_key: messageKey }).select('entity_type', 'entity_id', 'note_id', 'created_at');
+    return new Map(
+      rows.map((r: Row) => [`${String(r.entity_type)}:${String(r.entity_id)}`, { noteId: r.note_id === null || r.note_id === undefined ? null : String(r.note_id), since: Number(r.created_at) }]),
+    );
   }
 
-  async markNote(portalId: number, messageKey: string, entityType: string, entityId: string, noteId: string | null, now: number): Promise<void> {
+  async markNotePending(portalId: number, messageKey: string, entityType: string, entityId: string, now: number): Promise<void> {
+    await this.knex('kommo_notes')
+      .insert({ portal_id: portalId, message_key: messageKey, entity_type: entityType, entity_id: entityId, note_id: null, created_at: now })
+      .onConflict(['portal_id', 'message_key', 'entity_type', 'entity_id'])
+      .ignore();
+  }
+
+  /** Kommo refused the note outright (429, 4xx, no access): it was not stored, the next try writes it without looking. */
+  async clearPendingNote(portalId: number, messageKey: string, entityType: string, entityId: string): Promise<void> {
+    await this.knex('kommo_notes').where({ portal_id: portalId, message_key: messageKey, entity_type: entityType, entity_id: entityId }).whereNull('note_id').delete();
+  }
+
+  async markNote(portalId: number, messageKey: string, entityType: string, entityId: string, noteId: string, now: number): Promise<void> {
     await this.knex('kommo_notes')
       .insert({ portal_id: portalId, message_key: messageKey, entity_type: entityType, entity_id: entityId, note_id: noteId, created_at: now })
       .onConflict(['portal_id', 'message_key', 'entity_type', 'entity_id'])
-      .ignore();
+      .merge(['note_id']);
   }
 
   // ------------------------------------------------------------------ alert queue
