@@ -29,7 +29,9 @@ usage: npm run operator -- <command> [arguments]
   windows                                   list maintenance windows
   expiring [--days N]                       licences ending within N days (default 7)
   audit [--after ID] [--portal ID]          export the audit log as JSON lines
-  tick                                      run the time-driven licence rules once
+  tick                                      run the time-driven licence rules once (plan
+                                            changes, credits, alerts; closing and reopening
+                                            sessions is left to the running server)
   plans                                     list the plans
 `;
 
@@ -74,9 +76,10 @@ export async function runOperator(argv: string[], out: (s: string) => void = (s)
     };
     const licences = new LicenceService(ctx, loadPlans(config.PLANS_FILE), { trialDays: config.LICENCE_TRIAL_DAYS });
     // Postponed CRM jobs are released in the database (the server's runner sees them at once);
-    // sessions are the server's: it reopens them at its next rule run.
+    // sessions are the server's: it closes and reopens them at its next rule run (the CLI's
+    // `tick` records neither, so the server still does both).
     licences.attach({
-      closeSessions: async () => {},
+      closeSessions: async () => false,
       reopenSessions: async () => false,
       releaseDeferred: async (id) => void (await db.repos.jobs.release(id, ['crm.mirror'], Date.now())),
     });

@@ -46,8 +46,12 @@ export interface LicenceRepo {
 
 /** Side effects of access changing, supplied by the composition root (sessions, job queue). */
 export interface LicenceEffects {
-  /** No access for the grace period: close the portal's sessions keeping their logins. */
-  closeSessions(portalId: number, reason: string): Promise<void>;
+  /**
+   * No access for the grace period: close the portal's sessions keeping their logins. `false`:
+   * this process cannot (the CLI), so nothing is recorded and the server closes them at its next
+   * rule run; anything else (true, or nothing) means they were closed. A throw is retried.
+   */
+  closeSessions(portalId: number, reason: string): Promise<boolean | void>;
   /** Access is back: reopen the sessions closed for lack of it; false when this process cannot. */
   reopenSessions(portalId: number): Promise<boolean>;
   /** Access is back: run the CRM jobs that were postponed now. */

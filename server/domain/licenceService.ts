@@ -415,8 +415,10 @@ export class LicenceService {
     await this.alerts(portalId, record, state, now);
     if (!state.access && state.since !== null && now - state.since >= SESSION_GRACE_MS && record.sessionsClosedAt === null) {
       const reason = state.status === 'suspended' ? `licence suspended: ${state.reason}` : 'licence expired';
-      await this.change(portalId, 'system', 'licence.sessions_closed', (r, n) => ({ record: { ...r, sessionsClosedAt: n }, details: { reason } }));
-      await this.effects?.closeSessions(portalId, reason);
+      // Close first, then record it: a close that fails is tried again at the next run, and a
+      // process that cannot close sessions (the CLI) leaves the flag for the server to set.
+      const closed = this.effects ? await this.effects.closeSessions(portalId, reason) : false;
+      if (closed !== false) await this.change(portalId, 'system', 'licence.sessions_closed', (r, n) => ({ record: { ...r, sessionsClosedAt: n }, details: { reason } }));
     } else if (state.access && record.sessionsClosedAt !== null) {
       await this.regained(portalId, record);
     }

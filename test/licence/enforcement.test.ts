@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import type { LicenceEffects } from '../../server/domain/licencePorts';
 import type { RunningServer } from '../../server/main';
 import { testDatabases } from '../helpers/databases';
 import { client, portalWithNumber, startTestServer, waitFor } from '../helpers/server';
@@ -84,6 +85,34 @@ for (const target of testDatabases()) {
       expect(again.status).to.equal(201);
       await waitFor(async () => (await anon.get(`/simulator/delivered?phone=${enc(CLIENT)}`)).body.items.some((m: { text: string }) => m.text === 'paid again'), 15_000, 'delivered');
       clock.offset = 0;
+    });
+
+    it('closing the sessions after the grace period: recorded only once they really closed, so a failed close is tried again', async () => {
+      const p = await portalWithNumber(srv, '+15550000021');
+      const service = srv.licences as unknown as { effects: LicenceEffects };
+      const real = service.effects;
+      let failures = 1;
+      srv.licences.attach({
+        ...real,
+        closeSessions: async (portalId, reason) => {
+          if (portalId === p.portalId && failures-- > 0) throw new Error('engine busy');
+          return real.closeSessions(portalId, reason);
+        },
+      });
+      try {
+        clock.days(6.2); // the 3-day trial ended 3.2 days ago
+        await srv.licences.tick();
+        expect((await srv.licences.record(p.portalId)).record.sessionsClosedAt, 'not recorded: the close failed').to.equal(null);
+        expect((await p.admin.get(`/numbers/${p.numberId}`)).body.state, 'still up').to.equal('ready');
+        await srv.licences.tick();
+        expect((await srv.licences.record(p.portalId)).record.sessionsClosedAt).to.be.a('number');
+        expect((await p.admin.get(`/numbers/${p.numberId}`)).body).to.deep.include({ state: 'offline', stateDetail: 'paused: licence expired' });
+        const actions = (await srv.db.repos.audit.list({ portalId: p.portalId })).map((e) => e.action);
+        expect(actions.filter((a) => a === 'licence.sessions_closed')).to.have.length(1);
+      } finally {
+        srv.licences.attach(real);
+        clock.offset = 0;
+      }
     });
 
     it('suspended: 403 licence_suspended with the reason; a licence SSE event on change', async () => {

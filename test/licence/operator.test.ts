@@ -6,7 +6,7 @@ import { SMTPServer } from 'smtp-server';
 import { DAY_MS } from '../../server/domain/licence';
 import type { RunningServer } from '../../server/main';
 import { testDatabases } from '../helpers/databases';
-import { client, startTestServer, tempDir, waitFor } from '../helpers/server';
+import { client, portalWithNumber, startTestServer, tempDir, waitFor } from '../helpers/server';
 import { OPERATOR_TOKEN, licenceServer, newPortal, operatorApi, type OffsetClock } from './world';
 
 const run = promisify(execFile);
@@ -114,6 +114,36 @@ for (const target of testDatabases()) {
 
 describe('operator CLI (npm run operator)', function () {
   this.timeout(60_000);
+  const cliIn = (dataDir: string, env: Record<string, string> = {}) => (...args: string[]) =>
+    run(process.execPath, ['--require', 'tsx/cjs', path.join(__dirname, '../../scripts/operator.ts'), ...args], {
+      env: { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'silent', SECRET_KEY: 'test-secret-key-0123456789abcdef0123456789', ...env },
+    });
+
+  it('tick does not mark sessions closed that it cannot close: the server still closes them', async () => {
+    const dataDir = tempDir();
+    let srv = await startTestServer({ DATA_DIR: dataDir }, { licenceTickMs: 0 });
+    const p = await portalWithNumber(srv);
+    // The trial ended four days ago: past the 3-day grace period (the CLI runs on the real clock).
+    const now = Date.now();
+    await srv.db.knex('licences').where({ portal_id: p.portalId }).update({ trial_started_at: now - 7 * DAY_MS, trial_ends_at: now - 4 * DAY_MS, expiry_changed_at: now - 7 * DAY_MS });
+    await srv.close();
+    const cli = cliIn(dataDir);
+    expect(JSON.parse((await cli('tick')).stdout)).to.deep.equal({ ok: true });
+    const shown = JSON.parse((await cli('show', String(p.portalId))).stdout);
+    expect(shown.licence.status).to.equal('expired');
+    expect(shown.licence.sessionsClosedAt, 'the CLI closed nothing, so it records nothing').to.equal(null);
+    srv = await startTestServer({ DATA_DIR: dataDir }, { licenceTickMs: 0 });
+    try {
+      const admin = client(srv.url + '/api/v1', p.adminToken);
+      await waitFor(async () => (await admin.get(`/numbers/${p.numberId}`)).body.state === 'ready', 10_000, 'restored at start');
+      await srv.licences.tick();
+      expect((await admin.get(`/numbers/${p.numberId}`)).body).to.deep.include({ state: 'offline', stateDetail: 'paused: licence expired' });
+      expect((await srv.licences.record(p.portalId)).record.sessionsClosedAt).to.be.a('number');
+    } finally {
+      await srv.close();
+    }
+  });
+
   it('runs the same commands on the configured database', async () => {
     const dataDir = tempDir();
     const srv = await startTestServer({ DATA_DIR: dataDir }, { licenceTickMs: 0 });
