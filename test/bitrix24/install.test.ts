@@ -95,17 +95,24 @@ describe('Bitrix24: install in each event order, reinstall, events, uninstall', 
     expect(await row(srv, p.memberId)).to.deep.equal(r);
   });
 
-  it('ONAPPINSTALL first, then the install page with the spent pair', async () => {
+  it('ONAPPINSTALL first, then the install page with the spent pair (its access token invalidated by the refresh): the page still finishes the install', async () => {
     const p = fake.addPortal('order2');
     const inst = fake.installation(p);
     const ev = await postEvent(srv, inst.event);
     expect(ev.status).to.equal(202);
-    await installed(p);
+    const r0 = await installed(p);
+    expect(String(r0.installer_user_id)).to.equal('1');
+    // The event's handler refreshed the pair: Bitrix24 no longer takes the page's AUTH_ID.
+    const old = await fetch(`${fake.restUrl}user.current`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ auth: inst.form.AUTH_ID }) });
+    expect(old.status).to.equal(401);
+    // The same pair with some other APPLICATION_TOKEN proves nothing.
+    const other = await postInstall(srv, { query: inst.query, form: { ...inst.form, APPLICATION_TOKEN: 'f'.repeat(32) } });
+    expect(other.status).to.equal(403);
+    // With the install's own APPLICATION_TOKEN it is the install we hold: the page calls installFinish.
     const page = await postInstall(srv, inst);
     expect(page.status).to.equal(200);
-    const r = await row(srv, p.memberId);
-    expect(r.state).to.equal('active');
-    expect(String(r.installer_user_id)).to.equal('1');
+    expect(await page.text()).to.contain('installFinish');
+    expect(await row(srv, p.memberId)).to.deep.equal(r0);
   });
 
   it('install page only, no event at all (events still verify with the page APPLICATION_TOKEN)', async () => {

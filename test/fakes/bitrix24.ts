@@ -120,7 +120,8 @@ export class FakeBitrix24 {
   readonly perSecond = new Map<string, Map<number, number>>();
   private readonly bucket = new Map<string, { level: number; at: number }>();
   private readonly access = new Map<string, { memberId: string; userId: number; expiresAt: number; app: boolean }>();
-  private readonly refresh = new Map<string, { memberId: string; userId: number; used: boolean }>();
+  /** Refresh tokens, with the access token issued in the same pair (a refresh invalidates both). */
+  private readonly refresh = new Map<string, { memberId: string; userId: number; used: boolean; access: string }>();
   private outage: { until: number; limitFrom: number } | null = null;
   private writeFailures = 0;
   private nextId = 100;
@@ -212,7 +213,7 @@ export class FakeBitrix24 {
     const refresh_token = crypto.randomBytes(24).toString('hex');
     const ttl = this.opts.accessTtlSec ?? 3600;
     this.access.set(access_token, { memberId: p.memberId, userId, expiresAt: Date.now() + ttl * 1000, app });
-    this.refresh.set(refresh_token, { memberId: p.memberId, userId, used: false });
+    this.refresh.set(refresh_token, { memberId: p.memberId, userId, used: false, access: access_token });
     return { access_token, refresh_token, expires_in: ttl };
   }
 
@@ -378,6 +379,10 @@ export class FakeBitrix24 {
         return void res.status(401).json({ error: 'invalid_client', error_description: 'Application is not installed' });
       }
       r.used = true;
+      // As the older official docs say (reference §4.3): after a refresh the old refresh token
+      // and the access token issued with it are both invalid. Code that still holds the old
+      // access token (an install page whose pair the ONAPPINSTALL handler refreshed) must cope.
+      this.access.delete(r.access);
       this.stats.refreshes++;
       const pair = this.issuePair(p, r.userId, true);
       res.json({

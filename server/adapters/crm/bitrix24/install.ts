@@ -37,6 +37,11 @@ export interface InstallOutcome {
   portal: B24Portal;
   created: boolean;
   reinstalled: boolean;
+  /**
+   * Nothing new: the page of an install we already hold (ONAPPINSTALL came first), recognised by
+   * its APPLICATION_TOKEN. Nothing was stored, and the event's handler has the binding in hand.
+   */
+  known: boolean;
 }
 
 /** Constant-time string comparison. */
@@ -94,6 +99,19 @@ async function proveByRefresh(d: InstallDeps, c: InstallClaim): Promise<Proof | 
   return { clientEndpoint: fresh.client_endpoint, serverEndpoint, tokens: d.api.tokensFrom(fresh), owner };
 }
 
+/**
+ * ONAPPINSTALL came first and its handler refreshed this very pair: the refresh token is spent
+ * and, per the older docs, the page's access token with it (reference §4.3). The page's
+ * APPLICATION_TOKEN matching the one the event brought shows it is the same install; the page only
+ * has to call installFinish. It proves nothing more (every user's frame carries that token), so
+ * nothing is stored on its strength.
+ */
+function isKnownInstall(c: InstallClaim, existing: B24Portal | null): existing is B24Portal {
+  return Boolean(
+    existing && existing.state === 'active' && existing.domain === c.domain && existing.applicationToken && c.applicationToken && safeEqual(c.applicationToken, existing.applicationToken),
+  );
+}
+
 /** The refresh token was spent: the access token must work on the portal we already know, and be an admin's. */
 async function proveByAccessToken(d: InstallDeps, c: InstallClaim, existing: B24Portal | null): Promise<Proof> {
   if (!existing || existing.state === 'uninstalled' || !c.accessToken) throw forbidden('install: Bitrix24 did not confirm these tokens');
@@ -110,7 +128,12 @@ async function proveByAccessToken(d: InstallDeps, c: InstallClaim, existing: B24
 export async function acceptInstall(d: InstallDeps, c: InstallClaim): Promise<InstallOutcome> {
   return d.lock.run(c.memberId, async () => {
     const existing = await d.store.byMember(c.memberId);
-    const proof = (await proveByRefresh(d, c)) ?? (await proveByAccessToken(d, c, existing));
+    const fresh = await proveByRefresh(d, c);
+    if (!fresh && isKnownInstall(c, existing)) {
+      d.log.info({ portalId: existing.portalId, memberId: c.memberId }, 'install page of an install already accepted from ONAPPINSTALL');
+      return { portal: existing, created: false, reinstalled: false, known: true };
+    }
+    const proof = fresh ?? (await proveByAccessToken(d, c, existing));
     const r = await d.store.install({
       memberId: c.memberId,
       domain: c.domain,
@@ -129,6 +152,6 @@ export async function acceptInstall(d: InstallDeps, c: InstallClaim): Promise<In
       details: { memberId: c.memberId, domain: c.domain, by: proof.owner.userId },
     });
     const portal = (await d.store.byMember(c.memberId))!;
-    return { portal, created: r.created, reinstalled: r.reinstalled };
+    return { portal, created: r.created, reinstalled: r.reinstalled, known: false };
   });
 }

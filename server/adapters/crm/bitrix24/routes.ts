@@ -225,6 +225,7 @@ export function bitrix24Router(d: Bitrix24RouteDeps): express.Router {
     if (!d.api) return sendPage(d, res, 503, messagePage('Not configured', 'Bitrix24 is not configured on this server (BITRIX24_CLIENT_ID, BITRIX24_CLIENT_SECRET).', true), null);
     const api = d.api;
     let portal: B24Portal;
+    let known: boolean;
     try {
       const out = await acceptInstall({ ...d, api, lock }, {
         memberId: f.data.member_id,
@@ -235,7 +236,8 @@ export function bitrix24Router(d: Bitrix24RouteDeps): express.Router {
         applicationToken: f.data.APPLICATION_TOKEN ?? null,
       });
       portal = out.portal;
-      d.log.info({ portalId: portal.portalId, memberId: portal.memberId, domain: portal.domain, created: out.created }, 'Bitrix24 portal installed');
+      known = out.known;
+      d.log.info({ portalId: portal.portalId, memberId: portal.memberId, domain: portal.domain, created: out.created, known }, 'Bitrix24 portal installed');
     } catch (err) {
       const status = err instanceof AppError ? err.status : err instanceof Bitrix24Unavailable ? 503 : 500;
       if (status >= 500) d.log.error({ err, memberId: f.data.member_id }, 'Bitrix24 install failed');
@@ -243,6 +245,9 @@ export function bitrix24Router(d: Bitrix24RouteDeps): express.Router {
       const p = await d.store.byMember(f.data.member_id);
       return sendPage(d, res, status, installPage({ ok: false, domain: f.data.DOMAIN, detail: `${(err as Error).message}. Try installing again in a minute.` }), p);
     }
+    // An install already accepted from ONAPPINSTALL: its handler queued the binding and the Market
+    // check; the page only finishes the install (and cannot be replayed to make us call Bitrix24).
+    if (known) return sendPage(d, res, 200, installPage({ ok: true, domain: portal.domain, detail: `InCRM is installed in ${portal.domain}.` }), portal);
     const base = baseUrl(d, req);
     let detail: string;
     try {
