@@ -142,6 +142,7 @@ export class FakeKommo {
   private outageN = 0;
   private outageHeld = false;
   private readonly noteFaults: NoteFault[] = [];
+  private readonly refreshDelays: number[] = [];
   private nextId = 1000;
   private server: https.Server | null = null;
   url = '';
@@ -228,6 +229,11 @@ export class FakeKommo {
   /** The next note creations (one request each, in order) store their notes and then fail this way. */
   failNoteCreates(...faults: NoteFault[]): void {
     this.noteFaults.push(...faults);
+  }
+
+  /** The next refreshes rotate the pair at once (the old refresh token is spent) but answer only after these delays. */
+  delayRefreshes(...ms: number[]): void {
+    this.refreshDelays.push(...ms);
   }
 
   addContact(acc: FakeAccount, c: { name: string; phones: string[]; responsible?: number }): FakeContact {
@@ -355,7 +361,11 @@ export class FakeKommo {
         }
         r.used = true;
         this.stats.refreshes++;
-        return void res.json(this.newPair(acc.domain));
+        const pair = this.newPair(acc.domain);
+        const delay = this.refreshDelays.shift();
+        if (delay === undefined) return void res.json(pair);
+        setTimeout(() => res.json(pair), delay);
+        return;
       }
       problem(res, 400, { hint: 'unsupported grant_type', title: 'Bad Request', detail: 'The authorization grant type is not supported' });
     });

@@ -22,6 +22,14 @@ export class KommoUnavailable extends Error {
   }
 }
 
+/** We stopped waiting; the request itself may still be carried out and answered. */
+export class KommoTimeout extends KommoUnavailable {
+  constructor(message: string) {
+    super(message, null);
+    this.name = 'KommoTimeout';
+  }
+}
+
 /** Kommo refused the request itself (4xx other than 401/429): retrying the same call will not help. */
 export class KommoRejected extends PermanentJobError {
   constructor(message: string, readonly status: number, readonly body: unknown) {
@@ -105,9 +113,11 @@ export class KommoApi {
     lingerMs = 120_000,
   ) {
     this.lingering = new Lingering(lingerMs);
+    this.lingerMs = lingerMs;
   }
 
   private readonly lingering: Lingering;
+  private readonly lingerMs: number;
 
   /**
    * Resolves once every request for this portal that timed out has settled (or is old enough
@@ -151,7 +161,7 @@ export class KommoApi {
     const t = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         if (portalId !== null) void this.lingering.add(portalId, p);
-        reject(new KommoUnavailable(`${what}: no answer from Kommo in ${this.timeoutMs} ms`, null));
+        reject(new KommoTimeout(`${what}: no answer from Kommo in ${this.timeoutMs} ms`));
       }, this.timeoutMs);
     });
     return Promise.race([p, t]).finally(() => clearTimeout(timer));
@@ -245,7 +255,7 @@ export class KommoApi {
       client.token.setValue(current.tokens!);
       let raw: unknown;
       try {
-        raw = await this.withTimeout(client.token.refresh(), 'token refresh');
+        raw = await this.refreshAnswer(portalId, client.token.refresh());
       } catch (err) {
         const e = err instanceof KommoUnavailable ? err : this.tokenFailure(err, 'token refresh');
         if (e instanceof KommoRejected && (e.status === 401 || e.status === 400)) {
@@ -267,6 +277,26 @@ export class KommoApi {
       this.log.info({ portalId }, 'Kommo access token refreshed');
       return this.account(portalId);
     });
+  }
+
+  /**
+   * The answer to a refresh, however late within `lingerMs`. Once Kommo has taken the refresh
+   * token it is spent, answer heard or not; giving up at the usual timeout and refreshing again
+   * with the same token would be answered "Token has been revoked" and cost a reinstall. So the
+   * caller (who holds the account's refresh lock) keeps waiting, and saves the pair that comes.
+   */
+  private async refreshAnswer(portalId: number, pending: Promise<unknown>): Promise<unknown> {
+    try {
+      return await this.withTimeout(pending, 'token refresh');
+    } catch (err) {
+      if (!(err instanceof KommoTimeout)) throw err;
+      this.log.warn({ portalId, waitMs: this.lingerMs }, 'Kommo token refresh is slow; waiting for its answer before anyone refreshes again');
+      let timer: NodeJS.Timeout | undefined;
+      const cap = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new KommoUnavailable(`token refresh: no answer from Kommo in ${this.timeoutMs + this.lingerMs} ms`, null)), this.lingerMs);
+      });
+      return Promise.race([pending, cap]).finally(() => clearTimeout(timer));
+    }
   }
 
   /**
