@@ -96,26 +96,41 @@ export class AccountService {
   async signIn(emailIn: string, password: string): Promise<AccountRow> {
     const email = emailSchema.safeParse(emailIn);
     const acc = email.success ? await this.store.byEmail(email.data) : null;
-    const now = this.clock.now();
     if (!acc) {
       await verifyPassword(password, await (dummyHash ??= hashPassword('not a real password')));
       throw new AppError(401, 'wrong_credentials', 'wrong e-mail or password');
     }
+    await this.checkPassword(acc, password, 'wrong e-mail or password');
+    return acc;
+  }
+
+  /**
+   * The one password check of sign-in and password change. Each attempt is counted in the
+   * database before scrypt runs (one atomic increment), so parallel guesses cannot all read the
+   * same count: attempts past the limit are refused without a check, the one that reaches it
+   * locks the login, and the slow-down follows each attempt's own number. The right password
+   * starts the count again.
+   */
+  private async checkPassword(acc: AccountRow, password: string, wrongMessage: string): Promise<void> {
+    const now = this.clock.now();
     if (acc.lockedUntil !== null && acc.lockedUntil > now) throw this.locked(acc.lockedUntil, now);
+    const attempt = await this.store.beginAttempt(acc.id, now);
+    if ('lockedUntil' in attempt) throw this.locked(attempt.lockedUntil, now);
+    const failures = attempt.count;
+    if (failures > this.limits.lockAfter) throw await this.lockOut(acc, now);
     if (await verifyPassword(password, acc.passwordHash)) {
-      if (acc.failedCount > 0 || acc.lockedUntil !== null) await this.store.setFailures(acc.id, 0, null, now);
-      return acc;
+      await this.store.setFailures(acc.id, 0, null, now);
+      return;
     }
-    const failures = acc.failedCount + 1;
-    if (failures >= this.limits.lockAfter) {
-      const until = now + this.limits.lockMs;
-      await this.store.setFailures(acc.id, 0, until, now);
-      await this.audit.append({ portalId: null, actor: `account:${acc.publicId}`, action: 'account.locked', details: { until: new Date(until).toISOString() } });
-      throw this.locked(until, now);
-    }
-    await this.store.setFailures(acc.id, failures, null, now);
+    if (failures >= this.limits.lockAfter) throw await this.lockOut(acc, now);
     if (failures >= this.limits.slowAfter) await new Promise((r) => setTimeout(r, this.limits.slowdownMs * (failures - this.limits.slowAfter + 1)));
-    throw new AppError(401, 'wrong_credentials', 'wrong e-mail or password');
+    throw new AppError(401, 'wrong_credentials', wrongMessage);
+  }
+
+  private async lockOut(acc: AccountRow, now: number): Promise<AppError> {
+    const { lockedUntil, fresh } = await this.store.lock(acc.id, now + this.limits.lockMs, now);
+    if (fresh) await this.audit.append({ portalId: null, actor: `account:${acc.publicId}`, action: 'account.locked', details: { until: new Date(lockedUntil).toISOString() } });
+    return this.locked(lockedUntil, now);
   }
 
   private locked(until: number, now: number): AppError {
@@ -142,7 +157,8 @@ export class AccountService {
   }
 
   async changePassword(acc: AccountRow, current: string, next: string, confirm: string | undefined, keepToken: string | null): Promise<void> {
-    if (!(await verifyPassword(current, acc.passwordHash))) throw new AppError(401, 'wrong_credentials', 'the current password is wrong');
+    // Counted like a sign-in: a stolen session cannot guess the password without the lockout.
+    await this.checkPassword(acc, current, 'the current password is wrong');
     const pw = passwordSchema.safeParse(next);
     if (!pw.success) throw badRequest(`new password: ${pw.error.issues[0]!.message}`, { field: 'password' });
     if (confirm !== undefined && confirm !== next) throw badRequest('new password: the two passwords differ', { field: 'confirm' });

@@ -131,6 +131,43 @@ for (const target of testDatabases()) {
       expect(audit.some((e) => e.action === 'account.locked')).to.equal(true);
     });
 
+    it('ten wrong passwords sent at once are counted one by one: at most four are checked, the login locks once', async () => {
+      const b = new Browser(srv.url);
+      await register(b, 'parallel@example.com');
+      const publicId = /id="account-id">(ACC-[A-Z0-9-]+)</.exec((await b.get('/account')).html)![1]!;
+      const anon = new Browser(srv.url);
+      const csrf = /name="_csrf" value="([^"]+)"/.exec((await anon.get('/login')).html)![1]!;
+      const answers = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => anon.request('POST', '/login', { _csrf: csrf, email: 'parallel@example.com', password: `guess number ${i}` })),
+      );
+      const statuses = answers.map((a) => a.status);
+      expect(statuses.filter((s) => s === 401).length, `answers ${statuses}`).to.be.at.most(4);
+      expect(statuses.filter((s) => s === 429).length).to.be.at.least(6);
+      expect(statuses.every((s) => s === 401 || s === 429)).to.equal(true);
+      const right = await anon.submit('/login', '/login', { email: 'parallel@example.com', password: 'correct horse battery' });
+      expect(right.status, 'locked: even the right password').to.equal(429);
+      const locks = (await srv.db.repos.audit.list()).filter((e) => e.action === 'account.locked' && e.actor === `account:${publicId}`);
+      expect(locks).to.have.length(1);
+      clock.advance(16 * 60_000);
+      expect((await anon.submit('/login', '/login', { email: 'parallel@example.com', password: 'correct horse battery' })).status).to.equal(303);
+    });
+
+    it('wrong current passwords on the password form count towards the lockout too', async () => {
+      const a = new Browser(srv.url);
+      await register(a, 'pwguess@example.com');
+      const statuses: number[] = [];
+      for (let i = 1; i <= 5; i++) {
+        statuses.push((await a.submit('/account/password', '/account/password', { current: `guess ${i} of 5`, password: 'brand new secret', confirm: 'brand new secret' })).status);
+      }
+      expect(statuses).to.deep.equal([401, 401, 401, 401, 429]);
+      const page = await a.submit('/account/password', '/account/password', { current: 'correct horse battery', password: 'brand new secret', confirm: 'brand new secret' });
+      expect(page.status, 'locked for the password form').to.equal(429);
+      expect(page.html).to.match(/locked for 15 more minutes/);
+      expect((await new Browser(srv.url).submit('/login', '/login', { email: 'pwguess@example.com', password: 'correct horse battery' })).status, 'and for sign-in').to.equal(429);
+      clock.advance(16 * 60_000);
+      expect((await a.submit('/account/password', '/account/password', { current: 'correct horse battery', password: 'brand new secret', confirm: 'brand new secret' })).status).to.equal(200);
+    });
+
     it('refuses a form without the CSRF token, or with another browser’s', async () => {
       const b = new Browser(srv.url);
       await b.get('/login');

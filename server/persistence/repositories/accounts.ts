@@ -57,6 +57,33 @@ export class AccountStore {
     await this.knex('console_accounts').where({ id }).update({ failed_count: failedCount, locked_until: lockedUntil, updated_at: now });
   }
 
+  /**
+   * Counts a password check before it runs, in one statement (parallel checks each get their own
+   * number): returns the failures so far including this attempt, or the lock when the login is
+   * locked at `now`.
+   */
+  async beginAttempt(id: number, now: number): Promise<{ count: number } | { lockedUntil: number }> {
+    const rows = (await this.knex('console_accounts')
+      .where({ id })
+      .andWhere((q) => q.whereNull('locked_until').orWhere('locked_until', '<=', now))
+      .update({ failed_count: this.knex.raw('failed_count + 1'), updated_at: now })
+      .returning(['failed_count'])) as Row[];
+    if (rows[0]) return { count: num(rows[0].failed_count) };
+    const r = (await this.knex('console_accounts').where({ id }).first('locked_until')) as Row | undefined;
+    return { lockedUntil: numOrNull(r?.locked_until) ?? now };
+  }
+
+  /** Locks the login until `until` (and starts the count again) unless it is locked already. */
+  async lock(id: number, until: number, now: number): Promise<{ lockedUntil: number; fresh: boolean }> {
+    const n = await this.knex('console_accounts')
+      .where({ id })
+      .andWhere((q) => q.whereNull('locked_until').orWhere('locked_until', '<=', now))
+      .update({ failed_count: 0, locked_until: until, updated_at: now });
+    if (Number(n) === 1) return { lockedUntil: until, fresh: true };
+    const r = (await this.knex('console_accounts').where({ id }).first('locked_until')) as Row | undefined;
+    return { lockedUntil: numOrNull(r?.locked_until) ?? until, fresh: false };
+  }
+
   async setPassword(id: number, passwordHash: string, now: number): Promise<void> {
     await this.knex('console_accounts').where({ id }).update({ password_hash: passwordHash, updated_at: now });
   }
