@@ -325,6 +325,17 @@ export class FakeBitrix24 {
     this.writeFailures = n;
   }
 
+  /**
+   * Token refreshes are carried out at once (the old pair is spent) but answered `ms` later, as
+   * when the OAuth server or the network between is slow: a client that stops listening loses
+   * the new pair. 0 turns it off.
+   */
+  delayRefreshAnswers(ms: number): void {
+    this.refreshAnswerDelayMs = ms;
+  }
+
+  private refreshAnswerDelayMs = 0;
+
   /** Highest number of requests one portal made within one whole second. */
   peakPerSecond(memberId?: string): number {
     let peak = 0;
@@ -385,7 +396,7 @@ export class FakeBitrix24 {
       this.access.delete(r.access);
       this.stats.refreshes++;
       const pair = this.issuePair(p, r.userId, true);
-      res.json({
+      const answer = () => res.json({
         access_token: pair.access_token,
         expires: Math.floor(Date.now() / 1000) + pair.expires_in,
         expires_in: pair.expires_in,
@@ -398,6 +409,8 @@ export class FakeBitrix24 {
         user_id: r.userId,
         refresh_token: pair.refresh_token,
       });
+      if (this.refreshAnswerDelayMs > 0) setTimeout(answer, this.refreshAnswerDelayMs);
+      else answer();
     };
     // For the emulated portal page (/demo/bitrix24): what Bitrix24's own page would know — a fresh
     // frame token for a user, the card, and its timeline. Loopback demo only; CORS for the page.

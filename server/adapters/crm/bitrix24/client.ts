@@ -210,13 +210,26 @@ export class Bitrix24Api {
 
   // ------------------------------------------------------------------ OAuth
 
-  /** `grant_type=refresh_token` at the OAuth server. Its answer names the portal (member_id, domain, endpoint). */
-  async oauthRefresh(serverEndpoint: string | null | undefined, refreshToken: string): Promise<OAuthTokenResponse> {
+  /**
+   * `grant_type=refresh_token` at the OAuth server. Its answer names the portal (member_id, domain, endpoint).
+   *
+   * Not aborted unless `abortable`: once the request left, the OAuth server may have rotated the
+   * pair, and its answer then holds the only refresh token that still works. Cutting the wait
+   * short would throw that pair away. Without a signal the request ends with the answer or when the
+   * transport gives up on a dead connection (undici's header and body timeouts, 300 s each).
+   * Install proofs are `abortable`: no stored state depends on their pair (the admin installs again).
+   */
+  async oauthRefresh(serverEndpoint: string | null | undefined, refreshToken: string, opts: { abortable?: boolean } = {}): Promise<OAuthTokenResponse> {
     const url = `${this.oauthBase(serverEndpoint)}/oauth/token/`;
     const body = new URLSearchParams({ grant_type: 'refresh_token', client_id: this.o.app.clientId, client_secret: this.o.app.clientSecret, refresh_token: refreshToken });
     let res: Response;
     try {
-      res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body, signal: AbortSignal.timeout(this.o.timeoutMs ?? 20_000) });
+      res = await fetch(url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body,
+        ...(opts.abortable ? { signal: AbortSignal.timeout(this.timeoutMs) } : {}),
+      });
     } catch (err) {
       throw new Bitrix24Unavailable(`token refresh: ${(err as Error).message}`, null);
     }
@@ -235,6 +248,11 @@ export class Bitrix24Api {
     return ok.data;
   }
 
+  /** How long a caller waits for the OAuth server. */
+  get timeoutMs(): number {
+    return this.o.timeoutMs ?? 20_000;
+  }
+
   tokensFrom(t: OAuthTokenResponse): B24Tokens {
     const now = this.o.clock.now();
     const expiresAt = t.expires ? t.expires * 1000 : now + (t.expires_in ?? 3600) * 1000;
@@ -251,34 +269,59 @@ export class Bitrix24Api {
   /**
    * Refreshes the pair read at `staleVersion` unless someone already did. One at a time per
    * portal; the new pair is stored before anyone gets it (refresh tokens may be single-use).
+   *
+   * The caller waits at most `timeoutMs` (then Bitrix24Unavailable: its job retries), but the
+   * refresh itself goes on holding the portal's lock until the OAuth server has answered and the
+   * answer is saved. Nobody may try the old refresh token meanwhile (it may already be spent), and
+   * a late answer is the portal's new pair, not something to drop.
    */
   async refresh(portalId: number, staleVersion: number): Promise<B24Portal> {
-    return this.refreshLock.run(String(portalId), async () => {
-      const cur = await this.activePortal(portalId);
-      if (cur.tokenVersion !== staleVersion) return cur; // refreshed while we waited
-      let fresh: OAuthTokenResponse;
-      try {
-        fresh = await this.oauthRefresh(cur.serverEndpoint, cur.tokens!.refresh_token);
-      } catch (err) {
-        if (err instanceof Bitrix24OAuthRefused) {
-          const why =
-            err.code === 'PAYMENT_REQUIRED'
-              ? 'The Bitrix24 subscription for the app has ended (PAYMENT_REQUIRED): renew it in the Market, then open the app once.'
-              : `Bitrix24 refused our access (${err.code}): an administrator must open InCRM in Bitrix24 once (or reinstall it) to reconnect.`;
-          await this.o.store.markRevoked(portalId, cur.tokenVersion, why);
-          this.o.log.error({ portalId, code: err.code }, 'Bitrix24 refused the refresh token; portal marked revoked');
-          throw new Bitrix24NotAuthorized(why);
-        }
-        throw err;
-      }
-      if (fresh.member_id !== cur.memberId) throw new Bitrix24Unavailable('token refresh: the OAuth server answered for another portal', 502);
-      if (!(await this.o.store.saveRefreshed(portalId, cur.tokenVersion, this.tokensFrom(fresh)))) {
-        this.o.log.warn({ portalId }, 'Bitrix24 tokens changed during refresh; using the stored pair');
-      }
-      this.refreshCount.set(portalId, (this.refreshCount.get(portalId) ?? 0) + 1);
-      this.o.log.info({ portalId }, 'Bitrix24 access token refreshed');
-      return this.activePortal(portalId);
+    const done = this.refreshLock.run(String(portalId), () => this.refreshHoldingLock(portalId, staleVersion));
+    let timer: NodeJS.Timeout | undefined;
+    let gaveUp = false;
+    const waited = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        gaveUp = true;
+        reject(new Bitrix24Unavailable('token refresh: the OAuth server has not answered yet (its answer will be saved when it comes)', null));
+      }, this.timeoutMs);
+      timer.unref?.();
     });
+    // Once the caller stopped waiting, nobody else sees how the refresh ended: log it here.
+    done.catch((err) => {
+      if (gaveUp) this.o.log.warn({ portalId, err: (err as Error).message }, 'Bitrix24 token refresh failed after its caller stopped waiting');
+    });
+    try {
+      return await Promise.race([done, waited]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async refreshHoldingLock(portalId: number, staleVersion: number): Promise<B24Portal> {
+    const cur = await this.activePortal(portalId);
+    if (cur.tokenVersion !== staleVersion) return cur; // refreshed while we waited
+    let fresh: OAuthTokenResponse;
+    try {
+      fresh = await this.oauthRefresh(cur.serverEndpoint, cur.tokens!.refresh_token);
+    } catch (err) {
+      if (err instanceof Bitrix24OAuthRefused) {
+        const why =
+          err.code === 'PAYMENT_REQUIRED'
+            ? 'The Bitrix24 subscription for the app has ended (PAYMENT_REQUIRED): renew it in the Market, then open the app once.'
+            : `Bitrix24 refused our access (${err.code}): an administrator must open InCRM in Bitrix24 once (or reinstall it) to reconnect.`;
+        await this.o.store.markRevoked(portalId, cur.tokenVersion, why);
+        this.o.log.error({ portalId, code: err.code }, 'Bitrix24 refused the refresh token; portal marked revoked');
+        throw new Bitrix24NotAuthorized(why);
+      }
+      throw err;
+    }
+    if (fresh.member_id !== cur.memberId) throw new Bitrix24Unavailable('token refresh: the OAuth server answered for another portal', 502);
+    if (!(await this.o.store.saveRefreshed(portalId, cur.tokenVersion, this.tokensFrom(fresh)))) {
+      this.o.log.warn({ portalId }, 'Bitrix24 tokens changed during refresh; using the stored pair');
+    }
+    this.refreshCount.set(portalId, (this.refreshCount.get(portalId) ?? 0) + 1);
+    this.o.log.info({ portalId }, 'Bitrix24 access token refreshed');
+    return this.activePortal(portalId);
   }
 
   // ------------------------------------------------------------------ SDK clients

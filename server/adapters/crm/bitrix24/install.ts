@@ -84,7 +84,8 @@ async function proveByRefresh(d: InstallDeps, c: InstallClaim): Promise<Proof | 
   if (!c.refreshToken) return null;
   let fresh;
   try {
-    fresh = await d.api.oauthRefresh(c.serverEndpoint, c.refreshToken);
+    // Abortable: nothing stored hangs on this pair; a lost answer costs the admin one more try.
+    fresh = await d.api.oauthRefresh(c.serverEndpoint, c.refreshToken, { abortable: true });
   } catch (err) {
     if (!(err instanceof Bitrix24OAuthRefused)) throw err;
     d.log.info({ memberId: c.memberId, code: err.code }, 'install proof: refresh token refused, checking the access token instead');
