@@ -225,15 +225,61 @@ export interface Interval {
   until: number;
 }
 
+/** Parts of `seg` not covered by any of `cuts`. */
+function subtract(seg: Interval, cuts: Interval[]): Interval[] {
+  let parts = [seg];
+  for (const c of cuts) {
+    const next: Interval[] = [];
+    for (const p of parts) {
+      if (c.until <= p.from || c.from >= p.until) next.push(p);
+      else {
+        if (c.from > p.from) next.push({ from: p.from, until: c.from });
+        if (c.until < p.until) next.push({ from: c.until, until: p.until });
+      }
+    }
+    parts = next;
+  }
+  return parts;
+}
+
 /**
  * Whether the portal had access at some moment of the window: its trial, a paid period or an
- * earlier credit overlaps it, and it was not suspended since before the window began.
+ * earlier credit overlaps it outside every suspension. `suspensions` are the portal's past and
+ * current suspensions (`until` Infinity while one lasts); the record's current one counts too.
  */
-export function accessRanDuring(rec: LicenceRecord, periods: Interval[], w: { startAt: number; endAt: number }): boolean {
+export function accessRanDuring(rec: LicenceRecord, periods: Interval[], w: { startAt: number; endAt: number }, suspensions: Interval[] = []): boolean {
   if (rec.billing === 'market' || rec.perpetual) return false; // Bitrix24 runs those periods
-  if (rec.suspendedAt !== null && rec.suspendedAt <= w.startAt) return false;
+  const cuts = [...suspensions];
+  if (rec.suspendedReason !== null && rec.suspendedAt !== null) cuts.push({ from: rec.suspendedAt, until: Number.POSITIVE_INFINITY });
   const all = [{ from: rec.trialStartedAt, until: rec.trialEndsAt }, ...periods];
-  return all.some((p) => p.from < w.endAt && p.until > w.startAt);
+  return all.some((p) => {
+    const seg = { from: Math.max(p.from, w.startAt), until: Math.min(p.until, w.endAt) };
+    return seg.until > seg.from && subtract(seg, cuts).length > 0;
+  });
+}
+
+/**
+ * The whole days window `w` adds for a portal, given the windows already credited to it.
+ * Overlapping windows (directly or through one another) together give the days of their union,
+ * so an overlap is never credited twice; a window that overlaps none gives `maintenanceDays(w)`.
+ */
+export function maintenanceCredit(w: { startAt: number; endAt: number }, credited: { startAt: number; endAt: number; days: number }[]): number {
+  let from = w.startAt;
+  let until = w.endAt;
+  const group = new Set<(typeof credited)[number]>();
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const c of credited) {
+      if (!group.has(c) && c.startAt < until && c.endAt > from) {
+        group.add(c);
+        from = Math.min(from, c.startAt);
+        until = Math.max(until, c.endAt);
+        grew = true;
+      }
+    }
+  }
+  const given = [...group].reduce((n, c) => n + c.days, 0);
+  return Math.max(0, maintenanceDays({ startAt: from, endAt: until }) - given);
 }
 
 /** Extends the current access by `days`: the paid period when there is one, else the trial. */

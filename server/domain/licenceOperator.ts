@@ -77,7 +77,9 @@ export class OperatorCommands {
   async listMaintenance() {
     const out = [];
     for (const w of await this.licences.windows(true)) {
-      out.push({ ...presentWindow(w), days: maintenanceDays(w), credited: (await this.db.repos.licences.credits(w.id)).map((c) => c.portalId) });
+      const credits = await this.db.repos.licences.credits(w.id);
+      // `credits`: the days each portal got (fewer than `days` where an earlier overlapping window gave some).
+      out.push({ ...presentWindow(w), days: maintenanceDays(w), credited: credits.map((c) => c.portalId), credits });
     }
     return out;
   }

@@ -38,6 +38,14 @@ export interface LicenceRepo {
   /** Records the credit of one window to one portal; false when it was already given. */
   addCredit(c: { windowId: number; portalId: number; days: number; from: number; until: number; at: number }): Promise<boolean>;
   credits(windowId: number): Promise<{ portalId: number; days: number }[]>;
+  /** The windows already credited to a portal, with the days each gave. */
+  creditedWindows(portalId: number): Promise<{ windowId: number; startAt: number; endAt: number; days: number }[]>;
+  /** Starts a suspension interval unless one is open (007_licence_suspensions). */
+  openSuspension(portalId: number, from: number, reason: string): Promise<void>;
+  /** Ends the open suspension interval, if any. */
+  closeSuspension(portalId: number, until: number): Promise<void>;
+  /** Every suspension of the portal, past and current (`until` Infinity while it lasts). */
+  suspensions(portalId: number): Promise<Interval[]>;
   /** Expiry alert thresholds already handled for this expiry moment. */
   alertsDone(portalId: number, expiresAt: number): Promise<Set<number>>;
   /** Marks thresholds handled; returns those that were not marked before. */

@@ -16,6 +16,7 @@ import {
   creditDays,
   dueAlert,
   evaluate,
+  maintenanceCredit,
   maintenanceDays,
   newTrial,
   numberAllowance,
@@ -204,6 +205,9 @@ export class LicenceService {
         try {
           const payment = await this.ctx.db.transaction(async (r) => {
             if (!(await r.licences.save(after, version, now))) throw new Conflict();
+            // Suspensions are kept as intervals (maintenance credits subtract them later).
+            if (before.suspendedReason === null && after.suspendedReason !== null) await r.licences.openSuspension(portalId, after.suspendedAt ?? now, after.suspendedReason);
+            else if (before.suspendedReason !== null && after.suspendedReason === null) await r.licences.closeSuspension(portalId, now);
             const pay = out.payment ? await r.licences.addPayment({ ...out.payment, portalId, actor, at: now }) : null;
             await r.audit.append({
               portalId,
@@ -340,10 +344,9 @@ export class LicenceService {
     if (due.length === 0) return out;
     const portals = await this.ctx.db.repos.portals.list();
     for (const w of due) {
-      const days = maintenanceDays(w);
       const list: number[] = [];
       for (const p of portals) {
-        if (await this.credit(p.id, w, days)) list.push(p.id);
+        if (await this.credit(p.id, w)) list.push(p.id);
       }
       await repo.markWindowApplied(w.id, now);
       out.set(w.id, list);
@@ -352,12 +355,21 @@ export class LicenceService {
     return out;
   }
 
-  private async credit(portalId: number, w: StoredWindow, days: number): Promise<boolean> {
+  /**
+   * One window's credit to one portal: only when its access ran during the window outside every
+   * suspension (past ones too), and only the days the window adds to the windows already credited
+   * to the portal (overlapping windows give the days of their union, not the overlap twice).
+   */
+  private async credit(portalId: number, w: StoredWindow): Promise<boolean> {
     const res = await this.lock.run(`licence:${portalId}`, async (): Promise<{ before: LicenceRecord; after: LicenceRecord } | null> => {
       for (let attempt = 0; attempt < 6; attempt++) {
         const { record, version } = await this.record(portalId);
-        const periods = await this.ctx.db.repos.licences.periods(portalId);
-        if (!accessRanDuring(record, periods, w)) return null;
+        const repo = this.ctx.db.repos.licences;
+        const [periods, suspensions, credited] = [await repo.periods(portalId), await repo.suspensions(portalId), await repo.creditedWindows(portalId)];
+        if (credited.some((c) => c.windowId === w.id)) return null;
+        if (!accessRanDuring(record, periods, w, suspensions)) return null;
+        const days = maintenanceCredit(w, credited);
+        if (days === 0) return null; // overlapping windows already gave these days
         const now = this.ctx.clock.now();
         const c = creditDays(record, days, now);
         try {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { DAY_MS, applyPayment, creditDays, evaluate, newTrial, schedulePlanChange, type LicenceRecord } from '../../server/domain/licence';
+import { DAY_MS, accessRanDuring, applyPayment, creditDays, evaluate, maintenanceCredit, newTrial, schedulePlanChange, suspend, type LicenceRecord } from '../../server/domain/licence';
 import { applyAppInfo } from '../../server/domain/licenceMarket';
 import { parsePlans } from '../../server/domain/licencePlans';
 import { loadPlans } from '../../server/licence/plansFile';
@@ -90,6 +90,37 @@ describe('licence rules (pure)', () => {
     expect(plans(credited)).to.deep.equal(['team', 'business', 'start']);
     expect(evaluate(credited, T0 + 59 * DAY_MS).planCode).to.equal('business');
     expect(evaluate(credited, T0 + 91 * DAY_MS)).to.include({ status: 'active', planCode: 'start' });
+  });
+
+  it('access during a window leaves out suspensions, past ones too', () => {
+    const paid = applyPayment(newTrial(1, T0, 3), catalog, T0, 'team');
+    const periods = [{ from: paid.from, until: paid.until }];
+    const w = { startAt: T0 + 5 * DAY_MS, endAt: T0 + 6 * DAY_MS };
+    expect(accessRanDuring(paid.record, periods, w)).to.equal(true);
+    // Suspended from day 4 to day 7, lifted since: no access during the window.
+    expect(accessRanDuring(paid.record, periods, w, [{ from: T0 + 4 * DAY_MS, until: T0 + 7 * DAY_MS }])).to.equal(false);
+    // Suspended for part of the window only: access ran in the rest of it.
+    expect(accessRanDuring(paid.record, periods, w, [{ from: T0 + 4 * DAY_MS, until: T0 + 5.5 * DAY_MS }])).to.equal(true);
+    // Two suspensions that together cover the window.
+    expect(accessRanDuring(paid.record, periods, w, [{ from: T0 + 4 * DAY_MS, until: T0 + 5.5 * DAY_MS }, { from: T0 + 5.5 * DAY_MS, until: T0 + 8 * DAY_MS }])).to.equal(false);
+    // The current suspension counts without an interval row (since before the window).
+    expect(accessRanDuring(suspend(paid.record, 'abuse', T0 + 4 * DAY_MS), periods, w)).to.equal(false);
+    expect(accessRanDuring(suspend(paid.record, 'abuse', T0 + 5.5 * DAY_MS), periods, w)).to.equal(true);
+  });
+
+  it('overlapping windows credit the days of their union, never the overlap twice', () => {
+    const h = 3600_000;
+    const a = { startAt: T0, endAt: T0 + 30 * h }; // 30 h: 2 days
+    expect(maintenanceCredit(a, [])).to.equal(2);
+    const b = { startAt: T0 + 20 * h, endAt: T0 + 54 * h }; // 34 h alone: 2 days; with a: 54 h, 3 days
+    expect(maintenanceCredit(b, [{ ...a, days: 2 }])).to.equal(1);
+    const inside = { startAt: T0 + h, endAt: T0 + 2 * h };
+    expect(maintenanceCredit(inside, [{ ...a, days: 2 }]), 'a window inside another adds nothing').to.equal(0);
+    // c overlaps only b, which overlaps a: the three together span 80 h, 4 days.
+    const c = { startAt: T0 + 50 * h, endAt: T0 + 80 * h };
+    expect(maintenanceCredit(c, [{ ...a, days: 2 }, { ...b, days: 1 }])).to.equal(1);
+    // Disjoint windows each count on their own.
+    expect(maintenanceCredit({ startAt: T0 + 100 * h, endAt: T0 + 101 * h }, [{ ...a, days: 2 }])).to.equal(1);
   });
 
   describe('Bitrix24 Market status (app.info)', () => {
@@ -354,6 +385,56 @@ for (const target of testDatabases()) {
       expect(ru).to.match(/^Идут технические работы/).and.include('Пробный период');
       clock.advance(2 * 3600_000); // the window is over: the expiry notice alone again
       expect((await trial.user.get('/licence')).body.notice.kind).to.equal('expiring');
+      clock.offset = start;
+    });
+
+    it('a portal suspended through a window gets no credit, even when unsuspended before the credit runs', async () => {
+      const start = clock.offset;
+      clock.days(400); // clear of the other tests' windows
+      const t0 = clock.now();
+      const p = await newPortal(srv, 'suspended through');
+      await L().recordPayment(p.portalId, { planCode: 'team' }, 'test');
+      const partly = await newPortal(srv, 'suspended for part');
+      await L().recordPayment(partly.portalId, { planCode: 'team' }, 'test');
+      clock.days(1);
+      await L().suspend(p.portalId, 'chargeback', 'test');
+      clock.days(0.5);
+      await L().suspend(partly.portalId, 'abuse report', 'test'); // from day 1.5, into the window
+      clock.days(3);
+      await L().unsuspend(p.portalId, 'test');
+      await L().unsuspend(partly.portalId, 'test');
+      const before = { p: (await L().record(p.portalId)).record.paidUntil!, partly: (await L().record(partly.portalId)).record.paidUntil! };
+      // Declared afterwards, for day 1.25 to day 2.25.
+      const w = await srv.operator.declareMaintenance({ startAt: t0 + 1.25 * DAY_MS, endAt: t0 + 2.25 * DAY_MS, reason: 'datacenter power' }, 'test');
+      await L().tick();
+      expect(w.credited).to.include(partly.portalId).and.not.include(p.portalId);
+      expect((await L().record(p.portalId)).record.paidUntil, 'suspended from day 1 to day 4.5').to.equal(before.p);
+      expect((await L().record(partly.portalId)).record.paidUntil, 'access ran from day 1.25 to 1.5').to.equal(before.partly + DAY_MS);
+      const rows = await srv.db.knex('licence_suspensions').where({ portal_id: p.portalId });
+      expect(rows).to.have.length(1);
+      expect(Number(rows[0].from_at)).to.be.closeTo(t0 + DAY_MS, 1000);
+      expect(Number(rows[0].until_at)).to.be.closeTo(t0 + 4.5 * DAY_MS, 1000);
+      clock.offset = start;
+    });
+
+    it('two overlapping windows credit their union once, not the overlap twice', async () => {
+      const start = clock.offset;
+      clock.days(450);
+      const t0 = clock.now();
+      const p = await newPortal(srv, 'two windows');
+      const paid = await L().recordPayment(p.portalId, { planCode: 'business-year' }, 'test');
+      clock.days(5);
+      const h = 3600_000;
+      const a = await srv.operator.declareMaintenance({ startAt: t0 + DAY_MS, endAt: t0 + DAY_MS + 30 * h, reason: 'disk' }, 'test');
+      const b = await srv.operator.declareMaintenance({ startAt: t0 + DAY_MS + 20 * h, endAt: t0 + DAY_MS + 54 * h, reason: 'disk again' }, 'test');
+      expect([a.days, b.days]).to.deep.equal([2, 2]);
+      await L().tick();
+      expect((await L().record(p.portalId)).record.paidUntil! - paid.after.paidUntil!, '54 hours of maintenance: 3 days').to.equal(3 * DAY_MS);
+      const listed = (await srv.operator.listMaintenance()).filter((x) => x.id === a.window.id || x.id === b.window.id);
+      expect(listed.map((x) => x.credits.find((c) => c.portalId === p.portalId)?.days)).to.deep.equal([2, 1]);
+      // A third window inside the first gives nothing more.
+      await srv.operator.declareMaintenance({ startAt: t0 + DAY_MS + h, endAt: t0 + DAY_MS + 2 * h, reason: 'disk, once more' }, 'test');
+      expect((await L().record(p.portalId)).record.paidUntil! - paid.after.paidUntil!).to.equal(3 * DAY_MS);
       clock.offset = start;
     });
 

@@ -5,6 +5,7 @@ import * as m003 from './003_kommo';
 import * as m004 from './004_bitrix24';
 import * as m005 from './005_licence';
 import * as m006 from './006_plan_schedule';
+import * as m007 from './007_licence_suspensions';
 
 // Migrations are listed in code (not read from a folder) so the bundled server carries them.
 const migrations: Record<string, { up(k: Knex): Promise<void>; down(k: Knex): Promise<void> }> = {
@@ -14,6 +15,7 @@ const migrations: Record<string, { up(k: Knex): Promise<void>; down(k: Knex): Pr
   '004_bitrix24': m004,
   '005_licence': m005,
   '006_plan_schedule': m006,
+  '007_licence_suspensions': m007,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

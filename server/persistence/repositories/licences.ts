@@ -126,6 +126,25 @@ export function licenceRepo(db: Knex | Knex.Transaction): LicenceRepo {
     async credits(windowId) {
       return ((await db('maintenance_credits').where({ window_id: windowId }).orderBy('portal_id')) as Row[]).map((r) => ({ portalId: num(r.portal_id), days: num(r.days) }));
     },
+    async creditedWindows(portalId) {
+      const rows = (await db('maintenance_credits as c')
+        .join('maintenance_windows as w', 'w.id', 'c.window_id')
+        .where('c.portal_id', portalId)
+        .orderBy('w.start_at')
+        .select('c.window_id', 'c.days', 'w.start_at', 'w.end_at')) as Row[];
+      return rows.map((r) => ({ windowId: num(r.window_id), startAt: num(r.start_at), endAt: num(r.end_at), days: num(r.days) }));
+    },
+    async openSuspension(portalId, from, reason) {
+      if (await db('licence_suspensions').where({ portal_id: portalId }).whereNull('until_at').first()) return;
+      await db('licence_suspensions').insert({ portal_id: portalId, from_at: from, until_at: null, reason });
+    },
+    async closeSuspension(portalId, until) {
+      await db('licence_suspensions').where({ portal_id: portalId }).whereNull('until_at').update({ until_at: until });
+    },
+    async suspensions(portalId) {
+      const rows = (await db('licence_suspensions').where({ portal_id: portalId }).orderBy('from_at')) as Row[];
+      return rows.map((r) => ({ from: num(r.from_at), until: numOrNull(r.until_at) ?? Number.POSITIVE_INFINITY }));
+    },
     async alertsDone(portalId, expiresAt) {
       const rows = (await db('licence_alerts').where({ portal_id: portalId, expires_at: expiresAt }).select('threshold')) as Row[];
       return new Set(rows.map((r) => num(r.threshold)));
