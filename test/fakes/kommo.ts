@@ -87,6 +87,11 @@ export interface FakeKommoOptions {
   now?: () => number;
   /** Simulated milliseconds per real millisecond for outages (tests: 5 simulated minutes in 2 s). */
   timeScale?: number;
+  /**
+   * REST requests per second per account before Kommo answers 429 (Kommo: 7). Counted on arrival
+   * over a sliding second; the request that would be one too many is refused and not counted.
+   */
+  maxRps?: number;
 }
 
 let caPromise: Promise<{ caCert: string; caFile: string; key: string; cert: string }> | null = null;
@@ -134,7 +139,19 @@ const hal = (res: Response, body: unknown, status = 200) => res.status(status).t
 export class FakeKommo {
   readonly accounts = new Map<string, FakeAccount>();
   /** What happened, for assertions. */
-  readonly stats = { codeExchanges: 0, refreshes: 0, revokedRefreshes: 0, apiCalls: 0, outageAnswers: 0, expiredAnswers: 0 };
+  readonly stats = {
+    codeExchanges: 0,
+    refreshes: 0,
+    revokedRefreshes: 0,
+    apiCalls: 0,
+    outageAnswers: 0,
+    expiredAnswers: 0,
+    /** REST requests refused for going over `maxRps`. */
+    rateLimited: 0,
+    /** Most REST requests one account sent within any second (refused ones included). */
+    peakPerSecond: 0,
+  };
+  private readonly arrivals = new Map<string, { all: number[]; accepted: number[] }>();
   private readonly codes = new Map<string, { domain: string; used: boolean }>();
   private readonly access = new Map<string, { domain: string; expiresAt: number; revoked: boolean }>();
   private readonly refresh = new Map<string, { domain: string; used: boolean }>();
@@ -310,6 +327,20 @@ export class FakeKommo {
 
   // ------------------------------------------------------------------ server
 
+  /** Counts one REST request of the account; false when it is over the per-second limit. */
+  private admit(domain: string): boolean {
+    const now = Date.now();
+    let a = this.arrivals.get(domain);
+    if (!a) this.arrivals.set(domain, (a = { all: [], accepted: [] }));
+    a.all = a.all.filter((t) => now - t < 1000);
+    a.all.push(now);
+    this.stats.peakPerSecond = Math.max(this.stats.peakPerSecond, a.all.length);
+    a.accepted = a.accepted.filter((t) => now - t < 1000);
+    if (a.accepted.length >= (this.opts.maxRps ?? 7)) return false;
+    a.accepted.push(now);
+    return true;
+  }
+
   private newPair(domain: string) {
     const access_token = 'at-' + crypto.randomBytes(16).toString('hex');
     const refresh_token = 'rt-' + crypto.randomBytes(16).toString('hex');
@@ -327,7 +358,12 @@ export class FakeKommo {
     const account = (req: Request): FakeAccount | undefined => this.accounts.get(String(req.headers.host ?? '').replace(/:\d+$/, ''));
 
     app.use((req, res, next) => {
-      if (!account(req)) return void problem(res, 404, { title: 'Not Found', detail: `no such account host ${req.headers.host}` });
+      const acc = account(req);
+      if (!acc) return void problem(res, 404, { title: 'Not Found', detail: `no such account host ${req.headers.host}` });
+      if (req.path.startsWith('/api/v4/') && !this.admit(acc.domain)) {
+        this.stats.rateLimited++;
+        return void problem(res, 429, { title: 'Too Many Requests', type: 'https://httpstatus.es/429', detail: `more than ${this.opts.maxRps ?? 7} requests per second` });
+      }
       if (this.down) {
         this.stats.outageAnswers++;
         const n = this.outageN++ % 4;

@@ -6,6 +6,7 @@ import { KeyedMutex } from '../../../domain/mutex';
 import type { Clock } from '../../../domain/ports';
 import type { Logger } from '../../../logger';
 import { Lingering } from './lingering';
+import { Pacer } from './pacer';
 import type { KommoAccount, KommoStore, KommoTokens } from './store';
 
 export interface KommoAppCredentials {
@@ -114,7 +115,11 @@ export class KommoApi {
   ) {
     this.lingering = new Lingering(lingerMs);
     this.lingerMs = lingerMs;
+    this.pacer = new Pacer(maxPerSecond);
   }
+
+  /** Bursts queue here instead of earning 429s. */
+  private readonly pacer: Pacer;
 
   private readonly lingering: Lingering;
   private readonly lingerMs: number;
@@ -126,22 +131,6 @@ export class KommoApi {
    */
   settled(portalId: number): Promise<void> {
     return this.lingering.settled(portalId);
-  }
-
-  private readonly recent = new Map<number, number[]>();
-
-  /** Waits for a slot in this account's one-second window, so bursts queue here instead of earning 429s. */
-  private async pace(portalId: number): Promise<void> {
-    for (;;) {
-      const now = Date.now();
-      const list = (this.recent.get(portalId) ?? []).filter((t) => now - t < 1000);
-      if (list.length < this.maxPerSecond) {
-        list.push(now);
-        this.recent.set(portalId, list);
-        return;
-      }
-      await new Promise((r) => setTimeout(r, 1000 - (now - list[0]!) + 1));
-    }
   }
 
   private newClient(domain: string, code?: string): Client {
@@ -217,9 +206,18 @@ export class KommoApi {
   }
 
   private async send(portalId: number | null, client: Client, method: string, path: string, data?: object): Promise<ApiResult> {
+    const release = portalId === null ? () => {} : await this.pacer.acquire(portalId);
+    const request = client.request.make(method, path, data, { parser: rawParser });
+    // The slot is held until Kommo answers, or until a request we gave up on is given up for good.
+    const aged = setTimeout(release, this.timeoutMs + this.lingerMs);
+    aged.unref();
+    void request.then(noop, noop).then(() => {
+      clearTimeout(aged);
+      release();
+    });
     let res: IAPIResponse<unknown>;
     try {
-      res = await this.withTimeout(client.request.make(method, path, data, { parser: rawParser }), `${method} ${path}`, portalId);
+      res = await this.withTimeout(request, `${method} ${path}`, portalId);
     } catch (err) {
       if (err instanceof KommoUnavailable) throw err;
       throw new KommoUnavailable(`${method} ${path}: ${(err as Error).message ?? String(err)}`, null);
@@ -308,7 +306,6 @@ export class KommoApi {
     let a = await this.account(portalId);
     if (a.tokens!.expires_at - EXPIRY_MARGIN_MS <= this.clock.now()) a = await this.refresh(portalId, a.tokenVersion);
     for (let attempt = 0; ; attempt++) {
-      await this.pace(portalId);
       const res = await this.send(portalId, this.clientFor(a), method, path, data);
       if (res.status === 401 && attempt === 0) {
         a = await this.refresh(portalId, a.tokenVersion);
@@ -321,3 +318,5 @@ export class KommoApi {
     }
   }
 }
+
+function noop(): void {}
