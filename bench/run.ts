@@ -55,10 +55,10 @@ function latencyRows(name: string, lat: number[], bare: number[], baselineName: 
 // ------------------------------------------------------------------ inbound throughput
 
 async function inboundThroughput(srv: RunningServer, p: Awaited<ReturnType<typeof portalWithNumber>>): Promise<void> {
-  // Sustained: engine events at 1,000 per second for 10 s from 50 chats. Kept up means the last
-  // message is stored right after it arrives and the store latency stays flat.
-  const N = 10_000;
-  const RATE = 1000;
+  // Sustained: engine events offered at 1,500 per second for 10 s from 50 chats, more than the
+  // 1,000/s target, so the stored rate shows what the pipeline sustains rather than the offer.
+  const RATE = 1500;
+  const N = RATE * 10;
   const net = srv.network!;
   const pipeline = srv.sessions.inbound;
   const receive = pipeline.receive.bind(pipeline);
@@ -99,8 +99,8 @@ async function inboundThroughput(srv: RunningServer, p: Awaited<ReturnType<typeo
   );
   const bareRate = N / (ms(now() - b0) / 1000);
   await bare.destroy();
-  rows.push({ name: `inbound offered at ${RATE}/s for ${N / RATE} s: stored rate`, value: Math.round(rate), unit: 'msg/s', baseline: Math.round(bareRate), baselineName: 'bare SQLite insert', target: '≥ 1000 msg/s', pass: rate >= 0.98 * RATE });
-  rows.push({ name: 'inbound at 1,000/s: engine event → stored, p99', value: +quantile(storeLat, 0.99).toFixed(2), unit: 'ms', baseline: null, baselineName: '', target: 'info', pass: null });
+  rows.push({ name: `inbound offered at ${RATE}/s for ${N / RATE} s: stored rate`, value: Math.round(rate), unit: 'msg/s', baseline: Math.round(bareRate), baselineName: 'bare SQLite insert', target: '≥ 1000 msg/s', pass: rate >= 1000 });
+  rows.push({ name: `inbound at ${RATE}/s: engine event → stored, p99`, value: +quantile(storeLat, 0.99).toFixed(2), unit: 'ms', baseline: null, baselineName: '', target: 'info', pass: null });
   rows.push({ name: 'inbound: CRM mirror + alert jobs (none CRM) drained', value: Math.round(N / (drained / 1000)), unit: 'msg/s', baseline: null, baselineName: '', target: 'info', pass: null });
 }
 
@@ -181,35 +181,47 @@ async function sseLatency(srv: RunningServer, p: Awaited<ReturnType<typeof porta
 
 // ------------------------------------------------------------------ outbound POST → engine send
 
+/** Runs one job of bench/loadClient.ts in a process of its own (see there why). */
+function loadClient<T>(job: Record<string, unknown>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'loadClient.ts'), JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as T) : reject(new Error(`load client exited with ${code}`))));
+  });
+}
+
 async function outboundLatency(srv: RunningServer, p: Awaited<ReturnType<typeof portalWithNumber>>): Promise<void> {
   const N = 1000;
+  // The first 200 messages warm the code paths up (JIT); the next N are measured.
+  const WARMUP = 200;
   const conv = (await p.user.post('/conversations', { phone: '+15551888888' })).body;
   const net = srv.network!;
-  const postedAt = new Map<string, bigint>();
-  const lat: number[] = [];
+  const sentAt = new Map<string, bigint>();
   const loopDelay = monitorEventLoopDelay({ resolution: 5 });
   loopDelay.enable();
   const originalSend = net.send.bind(net);
   net.send = (numberId, out) => {
-    const t = out.text ? postedAt.get(out.text) : undefined;
-    if (t !== undefined) lat.push(ms(now() - t));
+    if (out.text) sentAt.set(out.text, now());
     return originalSend(numberId, out);
   };
-  // The first 200 messages warm the code paths up (JIT); the next N are measured.
-  const WARMUP = 200;
-  const inflight: Promise<unknown>[] = [];
-  await paced(WARMUP + N, 100, (i) => {
-    const text = `outbound ${i}`;
-    if (i >= WARMUP) postedAt.set(text, now());
-    inflight.push(p.user.post(`/conversations/${conv.id}/messages`, { text }, { 'Idempotency-Key': `bench-out-${i}` }));
+  const job = { mode: 'post', n: WARMUP + N, rate: 100, headers: {} as Record<string, string> };
+  const posted = await loadClient<{ starts: string[]; ends: string[]; failures: number }>({
+    ...job,
+    url: `${srv.url}/api/v1/conversations/${conv.id}/messages`,
+    headers: { Authorization: `Bearer ${p.userToken}` },
+    text: 'outbound',
   });
-  await Promise.all(inflight);
-  await waitFor(() => lat.length === N, 60_000, 'all sends');
+  if (posted.failures > 0) throw new Error(`${posted.failures} outbound POSTs failed`);
+  await waitFor(() => sentAt.size >= WARMUP + N, 60_000, 'all sends');
   net.send = originalSend;
+  const lat = posted.starts.slice(WARMUP).map((start, j) => ms(sentAt.get(`outbound ${WARMUP + j}`)! - BigInt(start)));
   if (process.env.BENCH_DEBUG) console.log('loop delay max ms', loopDelay.max / 1e6, 'p99', loopDelay.percentile(99) / 1e6);
   if (process.env.BENCH_DEBUG) console.log('outbound worst', lat.map((v, i) => [i, +v.toFixed(1)]).sort((a, b) => b[1]! - a[1]!).slice(0, 15));
 
-  // Baseline: the same POSTs to a bare express route that only parses JSON and answers 201.
+  // Baseline: the same POSTs, from the same client, to a bare express route that only parses JSON
+  // and answers 201.
   const app = express();
   app.use(express.json());
   app.post('/x', (_req, res) => {
@@ -217,16 +229,10 @@ async function outboundLatency(srv: RunningServer, p: Awaited<ReturnType<typeof 
   });
   const bare = app.listen(0, '127.0.0.1');
   await new Promise((r) => bare.once('listening', r));
-  const bc = client(`http://127.0.0.1:${(bare.address() as { port: number }).port}`);
-  const bareLat: number[] = [];
-  const bInflight: Promise<unknown>[] = [];
-  await paced(WARMUP + N, 100, (i) => {
-    const t = now();
-    bInflight.push(bc.post('/x', { text: `bare ${i}` }).then(() => i >= WARMUP && bareLat.push(ms(now() - t))));
-  });
-  await Promise.all(bInflight);
+  const bareRun = await loadClient<{ starts: string[]; ends: string[] }>({ ...job, url: `http://127.0.0.1:${(bare.address() as { port: number }).port}/x`, text: 'bare' });
   bare.closeAllConnections();
   await new Promise((r) => bare.close(r));
+  const bareLat = bareRun.starts.slice(WARMUP).map((start, j) => ms(BigInt(bareRun.ends[WARMUP + j]!) - BigInt(start)));
   latencyRows('outbound POST → engine send, 100 msg/s', lat, bareLat, 'bare express POST round trip', 25);
 }
 
@@ -248,17 +254,21 @@ async function historyPage(srv: RunningServer, p: Awaited<ReturnType<typeof port
   const ids = (await k('messages').where({ conversation_id: conv.id }).select('id').orderBy('id')).map((r) => Number(r.id));
   const R = 1000;
   const WARMUP = 100;
-  const api: number[] = [];
+  const befores = Array.from({ length: WARMUP + R }, () => ids[Math.floor(Math.random() * (ids.length - 100)) + 100]!);
+  const check = await p.user.get(`/conversations/${conv.id}/messages?limit=50&before=${befores[0]}`);
+  if (check.body.items.length !== 50) throw new Error('short page');
+  // The pages are fetched by a client in its own process, one after another.
+  const fetched = await loadClient<{ latenciesMs: number[] }>({
+    mode: 'get',
+    urls: befores.map((b) => `${srv.url}/api/v1/conversations/${conv.id}/messages?limit=50&before=${b}`),
+    headers: { Authorization: `Bearer ${p.userToken}` },
+  });
+  const api = fetched.latenciesMs.slice(WARMUP);
   const bare: number[] = [];
-  for (let i = -WARMUP; i < R; i++) {
-    const before = ids[Math.floor(Math.random() * (ids.length - 100)) + 100]!;
-    const t0 = now();
-    const r = await p.user.get(`/conversations/${conv.id}/messages?limit=50&before=${before}`);
-    if (i >= 0) api.push(ms(now() - t0));
-    if (r.body.items.length !== 50) throw new Error('short page');
+  for (const [i, before] of befores.entries()) {
     const t1 = now();
     await k('messages').where({ conversation_id: conv.id }).andWhere('id', '<', before).orderBy('id', 'desc').limit(50);
-    if (i >= 0) bare.push(ms(now() - t1));
+    if (i >= WARMUP) bare.push(ms(now() - t1));
   }
   latencyRows('history page of 50 from 100,000 messages (HTTP)', api, bare, 'bare SQLite SELECT', 5);
 }
@@ -391,11 +401,12 @@ async function main(): Promise<void> {
   }
   if (want('memory')) await memory();
 
-  const widths = [62, 10, 6, 10, 30, 14, 6];
+  const widths = [62, 10, 6, 10, 7, 30, 14, 6];
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join(' ');
-  console.log(line(['benchmark', 'value', 'unit', 'baseline', 'baseline is', 'target', 'ok']));
+  const ratio = (r: Row) => (r.baseline ? (r.value / r.baseline).toFixed(2) : '');
+  console.log(line(['benchmark', 'value', 'unit', 'baseline', 'ratio', 'baseline is', 'target', 'ok']));
   for (const r of rows) {
-    console.log(line([r.name, String(r.value), r.unit, r.baseline === null ? '' : String(r.baseline), r.baselineName, r.target, r.pass === null ? '' : r.pass ? 'yes' : 'NO']));
+    console.log(line([r.name, String(r.value), r.unit, r.baseline === null ? '' : String(r.baseline), ratio(r), r.baselineName, r.target, r.pass === null ? '' : r.pass ? 'yes' : 'NO']));
   }
   const out = { date: new Date().toISOString(), node: process.version, cpus: (await import('node:os')).cpus().length, results: rows.map((r) => ({ ...r, ratio: r.baseline ? +(r.value / r.baseline).toFixed(2) : null })) };
   fs.writeFileSync(path.join(__dirname, 'results.json'), JSON.stringify(out, null, 2) + '\n');

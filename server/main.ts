@@ -104,7 +104,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   let runner: RunnerGroup | null = null;
   let sessions: SessionManager | null = null;
   const metrics = new Metrics({ jobs: () => db.repos.jobs.countByState(), sessions: () => sessions?.counts() ?? {}, engine: () => engine.stats?.() ?? null });
-  const ctx: DomainContext = { db, live: hub, media, clock, metrics, log, wakeJobs: () => runner?.wake() };
+  const ctx: DomainContext = { db, live: hub, media, clock, metrics, log, wakeJobs: (kind) => runner?.wake(kind) };
 
   const renderQr = (payload: string) => QRCode.toDataURL(payload, { margin: 1, width: 264 });
   const catalog = opts.plans ?? loadPlans(config.PLANS_FILE);
@@ -120,7 +120,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       return true;
     },
     releaseDeferred: async (portalId) => {
-      if ((await db.repos.jobs.release(portalId, [JOB_CRM_MIRROR], clock.now())) > 0) runner?.wake();
+      if ((await db.repos.jobs.release(portalId, [JOB_CRM_MIRROR], clock.now())) > 0) runner?.wake(JOB_CRM_MIRROR);
     },
   });
   const accountStore = new AccountStore(db.knex);

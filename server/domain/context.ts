@@ -21,5 +21,6 @@ export interface DomainContext {
   metrics: DomainMetrics;
   log: DomainLog;
   /** Nudges the job runner after a commit that enqueued work. */
-  wakeJobs(): void;
+  /** New work was committed: wake the runners (only the lane of `kind` when given). */
+  wakeJobs(kind?: string): void;
 }

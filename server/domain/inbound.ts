@@ -193,7 +193,7 @@ export class InboundPipeline {
       unreadCount: stored.conversation.unreadCount,
       lastMessageAt: stored.conversation.lastMessageAt,
     });
-    this.ctx.wakeJobs();
+    this.ctx.wakeJobs(JOB_CRM_MIRROR);
     item.resolve(true);
   }
 

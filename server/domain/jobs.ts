@@ -63,6 +63,8 @@ export class JobRunner {
   private renewTimer: NodeJS.Timeout | null = null;
   private wakeUp: (() => void) | null = null;
   private woken = false;
+  /** There may be due work this runner has not claimed yet (see the slot-freed wake). */
+  private backlog = true;
   private loopDone: Promise<void> | null = null;
 
   constructor(
@@ -82,9 +84,18 @@ export class JobRunner {
     this.renewTimer.unref();
   }
 
-  wake(): void {
+  /** New work may be due. Without a kind, or with one of this lane's kinds, the runner looks. */
+  wake(kind?: string): void {
+    if (kind !== undefined && !this.takes(kind)) return;
     this.woken = true;
     this.wakeUp?.();
+  }
+
+  takes(kind: string): boolean {
+    const lane = this.opts.lane;
+    if (lane?.only?.length) return lane.only.includes(kind);
+    if (lane?.except?.length) return !lane.except.includes(kind);
+    return true;
   }
 
   /** Stops claiming and waits for the jobs in hand to finish. */
@@ -112,14 +123,21 @@ export class JobRunner {
     while (this.running) {
       let claimed: Job[] = [];
       const free = this.opts.concurrency - this.inFlight.size;
+      const wasWoken = this.woken;
       this.woken = false;
       const claimNow = free >= batch || (free > 0 && this.inFlight.size === 0);
       if (claimNow) {
+        this.backlog = false;
         try {
           claimed = await this.db.repos.jobs.claim(this.opts.worker, free, this.clock.now(), this.opts.leaseMs, this.opts.lane);
         } catch (err) {
           this.events.error?.(err);
+          this.backlog = true;
         }
+        if (claimed.length === free) this.backlog = true;
+      } else if (wasWoken) {
+        // Woken with no slot free: remember it for when one frees.
+        this.backlog = true;
       }
       const around = this.opts.around ?? ((run: () => Promise<void>) => run());
       for (const job of claimed) {
@@ -127,15 +145,19 @@ export class JobRunner {
         const p = around(() => this.execute(job)).finally(() => {
           this.inHand.delete(job.id);
           this.inFlight.delete(p);
-          this.wake();
+          // A freed slot is worth a look only if there may be more due work: the last claim was
+          // full, or a wake came while every slot was busy. Otherwise a look would find nothing
+          // (new work wakes us itself, other processes' work is found by the poll).
+          if (this.backlog) this.wake();
         });
         this.inFlight.add(p);
       }
       if (claimed.length > 0 && claimed.length === free) continue;
       if (!this.running) break;
       if (this.woken) continue;
-      // Slots busy: a finishing job wakes us. Otherwise sleep until the next due job.
-      await this.sleep(claimNow ? await this.idleDelay() : this.opts.pollMs);
+      // Slots busy, or work just taken: a finishing job or new work wakes us, the poll finds the
+      // rest. Nothing due at all: sleep until the next job that is due later (a retry, say).
+      await this.sleep(claimNow && claimed.length === 0 ? await this.idleDelay() : this.opts.pollMs);
     }
   }
 
@@ -210,8 +232,8 @@ export class RunnerGroup {
     for (const r of this.runners) r.start();
   }
 
-  wake(): void {
-    for (const r of this.runners) r.wake();
+  wake(kind?: string): void {
+    for (const r of this.runners) r.wake(kind);
   }
 
   async stop(): Promise<void> {

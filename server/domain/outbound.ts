@@ -130,7 +130,7 @@ export class OutboundService {
     }
     this.ctx.metrics.message('out', 'stored');
     this.ctx.live.publish(p.portalId, { type: 'message', conversationId, message: result.message });
-    this.ctx.wakeJobs();
+    this.ctx.wakeJobs(JOB_SEND);
     return result;
   }
 
@@ -151,7 +151,7 @@ export class OutboundService {
     });
     if (!updated) throw conflict('message changed meanwhile');
     this.publishStatus(updated);
-    this.ctx.wakeJobs();
+    this.ctx.wakeJobs(JOB_SEND);
     return updated;
   }
 
@@ -263,7 +263,7 @@ export class OutboundService {
       if (failed) this.publishStatus(failed);
       return;
     }
-    this.ctx.wakeJobs();
+    this.ctx.wakeJobs(JOB_CRM_MIRROR);
     const pending = this.earlyAcks.get(key);
     this.earlyAcks.delete(key);
     for (const a of furthestAcks(pending ?? [])) await this.applyAck(msg.numberId, waMessageId, a.status, a.error);

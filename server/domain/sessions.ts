@@ -230,7 +230,7 @@ export class SessionManager implements SessionLookup {
       await this.setState(entry, 'ready', null, null);
       // Sends that waited for this number go now, including those sleeping in a retry backoff.
       await this.ctx.db.repos.jobs.release(entry.number.portalId, [JOB_SEND], readyAt);
-      this.ctx.wakeJobs();
+      this.ctx.wakeJobs(JOB_SEND);
       if (since === null) {
         // First login: nothing to catch up on.
         await this.ctx.db.repos.numbers.markReady(id, readyAt);
@@ -250,7 +250,7 @@ export class SessionManager implements SessionLookup {
         portalId: entry.number.portalId,
         payload: { numberId: id, state, reason: detail?.reason ?? null },
       });
-      this.ctx.wakeJobs();
+      this.ctx.wakeJobs(JOB_NUMBER_ALERT);
     }
     if (state === 'logged_out') {
       // The phone unlinked us: the login is gone, so this number will not be restored.
