@@ -56,4 +56,29 @@ describe('Bitrix24 token refresh whose answer comes after the timeout', function
     expect(w.fake.stats.refusedRefreshes - before.refusedRefreshes).to.equal(0);
     expect((await store.byPortal(w.portalId))!.state).to.equal('active');
   });
+
+  it('two server processes refreshing the same pair: the one refused because the other had just spent it does not revoke the portal', async () => {
+    const a = directApi(w, 5000);
+    const b = directApi(w, 5000);
+    const v0 = (await a.store.byPortal(w.portalId))!.tokenVersion;
+    const before = { ...w.fake.stats };
+    // A's refresh rotates the pair at once; its answer takes 800 ms.
+    w.fake.delayRefreshAnswers(800);
+    const first = a.api.refresh(w.portalId, v0);
+    await new Promise((r) => setTimeout(r, 100));
+    w.fake.delayRefreshAnswers(0);
+    // B read the same pair before A saved anything: its refresh token is spent by now.
+    const second = await b.api.refresh(w.portalId, v0).then(
+      () => null,
+      (err: Error) => err,
+    );
+    expect(second?.name).to.equal('Bitrix24NotAuthorized');
+    expect(w.fake.stats.refusedRefreshes - before.refusedRefreshes).to.equal(1);
+    // A's answer arrives and wins: the portal has a working pair again.
+    const p = await first;
+    expect(p.state).to.equal('active');
+    expect(p.tokenVersion).to.be.greaterThan(v0 + 1);
+    expect(((await b.api.call(w.portalId, 'user.current')) as { ID: string }).ID).to.equal('1');
+    expect((await b.store.byPortal(w.portalId))!.state).to.equal('active');
+  });
 });

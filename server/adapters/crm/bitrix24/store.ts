@@ -140,11 +140,18 @@ export class Bitrix24Store {
     });
   }
 
-  /** Compare-and-swap on the token version: an older pair never overwrites a newer one. */
+  /**
+   * Compare-and-swap on the token version: an older pair never overwrites a newer one. One
+   * revocation gives way: another server process read the same pair, tried its refresh token
+   * after we had spent it, was refused and marked the portal revoked (markRevoked, one version
+   * up). Our answer for that very token proves the refusal meant "already used", not "access
+   * withdrawn" (a withdrawn access refuses every refresh), so the new pair replaces it.
+   */
   async saveRefreshed(portalId: number, expectVersion: number, tokens: B24Tokens): Promise<boolean> {
     const n = await this.knex('bitrix24_portals')
-      .where({ portal_id: portalId, token_version: expectVersion })
-      .update({ tokens: this.box.sealJson(tokens), token_version: expectVersion + 1, state: 'active', state_reason: null });
+      .where({ portal_id: portalId })
+      .andWhere((q) => q.where({ token_version: expectVersion }).orWhere((r) => r.where({ token_version: expectVersion + 1, state: 'revoked' }).whereNull('tokens')))
+      .update({ tokens: this.box.sealJson(tokens), token_version: this.knex.raw('token_version + 1'), state: 'active', state_reason: null });
     return Number(n) === 1;
   }
 
