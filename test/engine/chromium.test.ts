@@ -1,10 +1,12 @@
 // The real Debian Chromium, started by the engine's own launch code. The Client here is a small
 // stand-in that connects to that browser and opens a local page instead of WhatsApp Web.
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import puppeteer, { type Browser } from 'puppeteer';
 import { findChromium } from '../../server/adapters/whatsapp/wwebjs/chromium';
 import type { ClientFactory, ClientSpec, WaClient } from '../../server/adapters/whatsapp/wwebjs/client';
@@ -28,6 +30,50 @@ function processesMentioning(needle: string): { pid: number; cmdline: string[] }
     }
   }
   return out;
+}
+
+/** Whether `pid` is a live (non-zombie) process. */
+function alive(pid: number): boolean {
+  try {
+    return !fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').pop()!.startsWith('Z');
+  } catch {
+    return false;
+  }
+}
+
+/** Main browser processes (not renderers, zygotes or utilities) running on `profileDir`. */
+function browsersOn(profileDir: string): number[] {
+  return processesMentioning(`--user-data-dir=${profileDir}`)
+    .filter((p) => p.cmdline.includes(`--user-data-dir=${profileDir}`) && !p.cmdline.some((a) => a.startsWith('--type=')))
+    .map((p) => p.pid);
+}
+
+/**
+ * What a server killed with SIGKILL leaves behind: a child process launches Chromium on
+ * `profileDir` through the engine's launch code (puppeteer starts it detached), then the child is
+ * killed. Resolves with the orphaned browser's pid.
+ */
+async function orphanBrowser(executablePath: string, profileDir: string): Promise<number> {
+  const chromiumTs = path.resolve(__dirname, '../../server/adapters/whatsapp/wwebjs/chromium.ts');
+  const script = `
+    const { launchChromium } = require(${JSON.stringify(chromiumTs)});
+    launchChromium({ executablePath: ${JSON.stringify(executablePath)}, userDataDir: ${JSON.stringify(profileDir)} })
+      .then((h) => { console.log('PID ' + h.pid); setInterval(() => {}, 1000); })
+      .catch((err) => { console.error(err); process.exit(1); });`;
+  const child = spawn(process.execPath, ['--require', 'tsx/cjs', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const pid = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+      const m = /PID (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`launcher exited with ${code} before the browser was up`)));
+  });
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+  return pid;
 }
 
 /** Connects to the engine's Chromium and loads the local page; its text is shown as the "QR". */
@@ -150,6 +196,37 @@ describe('wwebjs engine with the real Chromium', function () {
       await engine.shutdown();
     }
     // Clean shutdown: nothing of ours is left running.
+    expect(processesMentioning(dataDir)).to.deep.equal([]);
+  });
+
+  it('a browser left running on the profile by a killed server is stopped before the number starts again', async () => {
+    const dataDir = tempDir('incrm-chromium-');
+    const profile = path.resolve(dataDir, 'wwebjs', 'session-number-1');
+    const orphan = await orphanBrowser(found.path!, profile);
+    const engine = new WwebjsEngine({
+      config: { DATA_DIR: dataDir, WA_MAX_SESSIONS: 2, CHROMIUM_PATH: process.env.CHROMIUM_PATH },
+      createClient: (spec) => new LocalPageClient(spec, url),
+      timing: { startingTimeoutMs: 60_000, closeTimeoutMs: 10_000 },
+    });
+    try {
+      // The crashed server's browser still runs and holds the lock.
+      expect(alive(orphan)).to.equal(true);
+      expect(fs.readlinkSync(path.join(profile, 'SingletonLock'))).to.match(new RegExp(`-${orphan}$`));
+      const states = new States();
+      await engine.open(1, states);
+      await waitFor(() => states.last?.state === 'qr', 60_000, 'browser up again');
+      expect(alive(orphan), 'the orphaned browser was stopped').to.equal(false);
+      const pid = engine.stats().browsers[0]!.pid!;
+      expect(browsersOn(profile)).to.deep.equal([pid]);
+      expect(fs.readlinkSync(path.join(profile, 'SingletonLock'))).to.match(new RegExp(`-${pid}$`));
+    } finally {
+      await engine.shutdown();
+      try {
+        process.kill(-orphan, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
     expect(processesMentioning(dataDir)).to.deep.equal([]);
   });
 });

@@ -1,7 +1,9 @@
 // What is specific to the whatsapp-web.js adapter, driven through the stand-in Client: the races
 // and failure modes of the real library (see shared/reference/whatsapp.md §5.3, §8).
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { CHROMIUM_NOT_FOUND } from '../../server/adapters/whatsapp/wwebjs/chromium';
 import { WwebjsEngine } from '../../server/adapters/whatsapp/wwebjs/engine';
@@ -300,7 +302,7 @@ describe('wwebjs adapter (stand-in Client)', function () {
     expect(world.clients).to.have.length(0);
   });
 
-  it('removes a stale SingletonLock left by a crash before launching', async () => {
+  it('removes a stale SingletonLock left by a crash before launching; a reused pid is not killed', async () => {
     const dir = profileOf(5);
     fs.mkdirSync(dir, { recursive: true });
     fs.symlinkSync('deadhost-12345', path.join(dir, 'SingletonLock'));
@@ -308,6 +310,23 @@ describe('wwebjs adapter (stand-in Client)', function () {
     await engine.open(5, rec);
     await waitFor(() => rec.last?.state === 'qr', 2000, 'qr');
     expect(() => fs.lstatSync(path.join(dir, 'SingletonLock'))).to.throw();
+
+    // The lock names a live process of this host that is not a browser on this profile (the pid
+    // was reused): the lock goes, the process stays.
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const dir6 = profileOf(6);
+      fs.mkdirSync(dir6, { recursive: true });
+      fs.symlinkSync(`${os.hostname()}-${other.pid}`, path.join(dir6, 'SingletonLock'));
+      const rec6 = new Recorder();
+      await engine.open(6, rec6);
+      await waitFor(() => rec6.last?.state === 'qr', 2000, 'qr');
+      expect(() => fs.lstatSync(path.join(dir6, 'SingletonLock'))).to.throw();
+      expect(other.exitCode).to.equal(null);
+      expect(other.signalCode).to.equal(null);
+    } finally {
+      other.kill();
+    }
   });
 
   it('fetchSince yields messages newer than the mark, not our own sends; markSeen works', async () => {

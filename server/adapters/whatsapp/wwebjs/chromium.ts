@@ -1,6 +1,7 @@
 // Finding, launching and measuring the system Chromium that each WhatsApp session runs in.
 // npm installs no browser (puppeteer is mapped to puppeteer-core): the server uses Debian's.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import puppeteer, { type Browser } from 'puppeteer';
 
@@ -77,8 +78,32 @@ export interface BrowserHandle {
   close(): Promise<void>;
 }
 
-/** Chromium refuses a profile whose lock names a live process; a crash leaves the lock behind. */
-export function removeStaleLock(profileDir: string): boolean {
+/** The host and pid a profile's `SingletonLock` names (Chromium writes `<hostname>-<pid>`), or null. */
+export function lockOwner(profileDir: string): { host: string; pid: number } | null {
+  try {
+    const m = /^(.*)-(\d+)$/.exec(fs.readlinkSync(path.join(profileDir, 'SingletonLock')));
+    return m ? { host: m[1]!, pid: Number(m[2]) } : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Chromium refuses a profile whose lock names a live process; a crash leaves the lock behind.
+ * puppeteer starts Chromium detached, so after a SIGKILL of the server its browser may still
+ * run on the profile: removing the lock alone would let a second Chromium open the same
+ * profile (and corrupt the login). So when the lock's pid is alive on this host and runs on this
+ * profile, that browser (its whole tree) is killed first; then the lock files are removed.
+ */
+export async function removeStaleLock(profileDir: string): Promise<{ removed: boolean; killedPid: number | null }> {
+  let killedPid: number | null = null;
+  const owner = lockOwner(profileDir);
+  if (owner && owner.host === os.hostname() && owner.pid !== process.pid && isAliveWith(owner.pid, profileDir)) {
+    const tree = processTree(owner.pid).map((p) => p.pid);
+    killTree(owner.pid);
+    await waitGone([owner.pid, ...tree], profileDir, 5000);
+    killedPid = owner.pid;
+  }
   let removed = false;
   for (const name of ['SingletonLock', 'SingletonSocket', 'SingletonCookie']) {
     const p = path.join(profileDir, name);
@@ -90,7 +115,7 @@ export function removeStaleLock(profileDir: string): boolean {
     fs.rmSync(p, { force: true });
     removed = true;
   }
-  return removed;
+  return { removed, killedPid };
 }
 
 /** Creates a directory readable by the server's user only (the login lives in it). */
@@ -101,7 +126,7 @@ export function privateDir(dir: string): void {
 
 export async function launchChromium(opts: { executablePath: string; userDataDir: string; args?: string[]; closeTimeoutMs?: number }): Promise<BrowserHandle> {
   privateDir(opts.userDataDir);
-  removeStaleLock(opts.userDataDir);
+  await removeStaleLock(opts.userDataDir);
   const browser = await puppeteer.launch({
     executablePath: opts.executablePath,
     headless: true,
@@ -234,12 +259,24 @@ export function procSnapshot(): ProcInfo[] {
   return readProcs();
 }
 
-/** The process is running (not a zombie) and is still the one we started (pid not reused). */
-function isAliveWith(pid: number, marker: string): boolean {
+/**
+ * The process is running (not a zombie) and runs on `profileDir` (so it is still the one we
+ * started, not a reused pid). Chromium's children rewrite their command line into one
+ * space-separated string, so the flag is matched as a whole word, not as a prefix
+ * (`session-number-1` must not match `session-number-12`).
+ */
+export function isAliveWith(pid: number, profileDir: string): boolean {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return false;
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker);
+    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    const flag = `--user-data-dir=${profileDir}`;
+    for (let i = cmdline.indexOf(flag); i >= 0; i = cmdline.indexOf(flag, i + 1)) {
+      const before = i === 0 ? '\0' : cmdline[i - 1]!;
+      const after = cmdline[i + flag.length] ?? '\0';
+      if (/[\s\0]/.test(before) && /[\s\0]/.test(after)) return true;
+    }
+    return false;
   } catch {
     return false;
   }

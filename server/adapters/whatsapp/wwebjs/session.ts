@@ -179,7 +179,12 @@ export class WwebjsSession implements WhatsAppSession {
     try {
       privateDir(this.d.dataPath);
       privateDir(this.profileDir);
-      removeStaleLock(this.profileDir);
+      // A browser left running on this profile by a killed server is stopped first (chromium.ts).
+      const lock = await removeStaleLock(this.profileDir);
+      if (lock.killedPid !== null) {
+        this.d.log.warn({ numberId: this.d.numberId, pid: lock.killedPid }, 'stopped a browser left running on this profile by an earlier server');
+      }
+      if (gen !== this.generation || this.closed) return;
       if (this.d.browserMode === 'engine') {
         const browser = await launchChromium({ ...this.d.chromium, userDataDir: this.profileDir, closeTimeoutMs: this.d.timing.closeTimeoutMs });
         if (gen !== this.generation || this.closed) {
