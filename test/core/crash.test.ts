@@ -147,4 +147,56 @@ describe('crash safety (SIGKILL during a burst)', function () {
     expect(child.exitCode, 'graceful shutdown on SIGTERM').to.equal(0);
     child = null;
   });
+
+  it('a send cut off after WhatsApp took it, before the server learned its id, is reconciled and not sent again', async () => {
+    // The burst above kills at a random moment; this one kills at the exact worst one: the
+    // simulator takes the message, then SIGKILLs the server before the send call returns.
+    const dataDir = tempDir('incrm-crash-send-');
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    child = startChild(dataDir, port);
+    await healthy(url);
+    const anon = client(`${url}/api/v1`);
+    const portal = (await anon.post('/simulator/portals', { crm: 'none', name: 'Cut' })).body;
+    const user = client(`${url}/api/v1`, portal.adminToken);
+    const numberId = (await user.post('/numbers')).body.id;
+    await waitFor(async () => (await user.get(`/numbers/${numberId}`)).body.state === 'qr', 5000, 'qr');
+    await anon.post(`/simulator/numbers/${numberId}/scan`, { phone: '+15550000001' });
+    await waitFor(async () => (await user.get(`/numbers/${numberId}`)).body.state === 'ready', 5000, 'ready');
+    const phone = PHONES[0]!;
+    await anon.put(`/simulator/phones/${encodeURIComponent(phone)}`, { deliverAfterMs: 0 });
+    const conv = (await user.post('/conversations', { phone })).body.id;
+    const deliveredTexts = async () => ((await anon.get(`/simulator/delivered?phone=${encodeURIComponent(phone)}`)).body.items as { text: string }[]).map((d) => d.text);
+    expect((await user.post(`/conversations/${conv}/messages`, { text: 'before' }, { 'Idempotency-Key': 'cut-0' })).status).to.equal(201);
+    await waitFor(async () => (await deliveredTexts()).includes('before'), 5000, 'first message delivered');
+
+    expect((await anon.post('/simulator/crash', { afterSends: 1 })).status).to.equal(204);
+    const victim = child;
+    const died = new Promise<void>((resolve) => victim.once('exit', () => resolve()));
+    await user.post(`/conversations/${conv}/messages`, { text: 'cut off' }, { 'Idempotency-Key': 'cut-1' }).catch(() => undefined);
+    await died;
+    expect(victim.signalCode).to.equal('SIGKILL');
+
+    child = startChild(dataDir, port);
+    await healthy(url);
+    // The request may or may not have been answered before the kill: a client repeats it.
+    expect([200, 201]).to.include((await user.post(`/conversations/${conv}/messages`, { text: 'cut off' }, { 'Idempotency-Key': 'cut-1' })).status);
+    const db = knexFactory({ client: 'sqlite3', connection: { filename: path.join(dataDir, 'incrm.sqlite') }, useNullAsDefault: true });
+    try {
+      // The cut-off job comes back when its lease (15 s) runs out; the look-back finds the message.
+      const row = await waitFor(async () => {
+        const m = await db('messages').where({ idempotency_key: 'cut-1' }).first();
+        return m && m.wa_message_id && ['sent', 'delivered', 'read'].includes(m.status) ? m : null;
+      }, 60_000, 'the cut-off message linked to what WhatsApp took');
+      expect(row.send_started_at, 'the send had started before the kill').to.not.equal(null);
+      expect(await db('jobs').where({ kind: 'wa.send' })).to.have.length(0);
+    } finally {
+      await db.destroy();
+    }
+    const texts = await deliveredTexts();
+    expect(texts.filter((t) => t === 'cut off'), 'reached the phone exactly once').to.have.length(1);
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child!.once('exit', resolve));
+    child = null;
+  });
 });

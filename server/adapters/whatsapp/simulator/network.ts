@@ -292,6 +292,14 @@ export class SimNetwork {
 
   // ------------------------------------------------------------------ sending and acks
 
+  /** Armed by the control API: counts down the sends left before the process kills itself. */
+  private sendsUntilCrash: number | null = null;
+
+  /** Crash tests: SIGKILL this process right after the next `n` sends are taken. */
+  crashAfterSends(n: number): void {
+    this.sendsUntilCrash = n;
+  }
+
   send(numberId: number, out: Outbound): string {
     const acc = this.accounts.get(numberId);
     if (!acc) throw new AccountUnavailable('number is not linked');
@@ -313,6 +321,10 @@ export class SimNetwork {
     // Written before the caller learns the id: what WhatsApp's servers accepted survives a kill.
     this.append({ t: 'sent', numberId, entry });
     acc.sent.set(waMessageId, entry);
+    if (this.sendsUntilCrash !== null && --this.sendsUntilCrash === 0) {
+      // The worst moment for the server: WhatsApp has the message, the server has no id for it.
+      process.kill(process.pid, 'SIGKILL');
+    }
     queueMicrotask(() => this.listeners.get(numberId)?.ack(waMessageId, 'sent'));
     this.scheduleDelivery(numberId, entry);
     return waMessageId;

@@ -192,5 +192,18 @@ export function simulatorRoutes(net: SimNetwork, db: Database, tokens: TokenServ
         return undefined;
       },
     }),
+    route({
+      method: 'post',
+      path: '/simulator/crash',
+      tag: 'simulator',
+      summary: 'Kill the server (SIGKILL) right after WhatsApp takes the next N sends, before the server learns their ids',
+      access: 'public',
+      body: z.object({ afterSends: z.number().int().min(1).max(10_000) }),
+      responses: { '204': 'armed' },
+      handler: async ({ body }) => {
+        net.crashAfterSends(body.afterSends);
+        return undefined;
+      },
+    }),
   ];
 }
