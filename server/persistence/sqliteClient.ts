@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import type { Knex } from 'knex';
-import { ConnectionGate } from './connectionGate';
+import { ConnectionGate, type GateMode } from './connectionGate';
 
 /**
  * knex's sqlite3 client, with each connection keeping its prepared statements.
@@ -13,7 +13,8 @@ import { ConnectionGate } from './connectionGate';
  * (`npm run bench`). Semantics are the driver's own: like `Database#all`, a statement runs the first
  * SQL statement of its text; a statement that failed is dropped and prepared again next time.
  *
- * It also hands the one connection out through a `ConnectionGate`, foreground work first.
+ * It also hands the one connection out through a `ConnectionGate`: plain statements share it (a
+ * few in the driver at once), a transaction has it to itself, foreground work goes first.
  */
 
 // knex ships no types for its dialect classes; these are the parts we touch.
@@ -42,10 +43,37 @@ type ClientClass = new (config: Knex.Config) => {
   destroyRawConnection(connection: unknown): Promise<void>;
   acquireConnection(): Promise<unknown>;
   releaseConnection(connection: unknown): Promise<void>;
+  transaction(...args: unknown[]): unknown;
 };
+interface TransactionInstance {
+  client: { acquireConnection(mode?: GateMode): Promise<unknown>; releaseConnection(connection: unknown): Promise<void> };
+  txid: string;
+}
+type TransactionClass = new (...args: unknown[]) => TransactionInstance;
 
 const requireKnex = createRequire(require.resolve('knex'));
 const BaseClient = requireKnex('./lib/dialects/sqlite3') as ClientClass;
+const BaseTransaction = requireKnex('./lib/dialects/sqlite3/execution/sqlite-transaction') as TransactionClass;
+
+/**
+ * knex's SQLite transaction, asking the client for the connection exclusively. The body is knex's
+ * own `Transaction#acquireConnection` (knex 3.x) with the mode added.
+ */
+class ExclusiveTransaction extends BaseTransaction {
+  async acquireConnection(config: { connection?: unknown } | undefined, cb: (connection: { __knexTxId?: string }) => Promise<unknown>): Promise<unknown> {
+    const configConnection = config?.connection as { __knexTxId?: string } | undefined;
+    const connection = (configConnection ?? (await this.client.acquireConnection('exclusive'))) as { __knexTxId?: string };
+    try {
+      connection.__knexTxId = this.txid;
+      return await cb(connection);
+    } finally {
+      if (!configConnection) {
+        delete connection.__knexTxId;
+        void this.client.releaseConnection(connection);
+      }
+    }
+  }
+}
 
 const MAX_STATEMENTS = 256;
 
@@ -74,22 +102,35 @@ function statementFor(connection: Sqlite3Connection, sql: string): { cache: Map<
 }
 
 export class CachedStatementsSqlite3 extends BaseClient {
-  // The pool has one connection; the gate decides who waits for it, and in which order.
+  // The pool has one connection. The gate decides who may use it and in which order; holders in
+  // shared mode use one lease of it from the pool together, the last one out gives it back.
   private readonly gate = new ConnectionGate();
+  private lease: Promise<unknown> | null = null;
+  private holders = 0;
 
-  override async acquireConnection(): Promise<unknown> {
-    await this.gate.acquire();
+  override async acquireConnection(mode: GateMode = 'shared'): Promise<unknown> {
+    await this.gate.acquire(mode);
+    this.holders++;
     try {
-      return await super.acquireConnection();
+      this.lease ??= super.acquireConnection();
+      return await this.lease;
     } catch (err) {
+      if (--this.holders === 0) this.lease = null;
       this.gate.release();
       throw err;
     }
   }
 
   override async releaseConnection(connection: unknown): Promise<void> {
-    await super.releaseConnection(connection);
+    if (--this.holders === 0) {
+      this.lease = null;
+      await super.releaseConnection(connection);
+    }
     this.gate.release();
+  }
+
+  override transaction(...args: unknown[]): unknown {
+    return new ExclusiveTransaction(this, ...args);
   }
 
   override _query(connection: unknown, obj: QueryObject): Promise<QueryObject> {
