@@ -1,11 +1,13 @@
 // The account console at `/`: register, sign in and out, change the password, link portals
 // with a one-time code, see each portal's licence, payments and numbers, connect a number by QR.
 //
-// Sessions: a random token in an HttpOnly, SameSite=Lax cookie (Secure when PUBLIC_URL is https
-// or the request came over TLS); only its SHA-256 is stored server-side. CSRF: every form
+// Sessions: a random token in an HttpOnly, SameSite=Lax cookie — Secure always, except when the
+// browser talks plain http to this machine (localhost, 127.0.0.0/8, ::1; development) — and only
+// its SHA-256 is stored server-side. CSRF: every form
 // carries the value of a separate random cookie (double submit), compared in constant time —
 // a cross-site page can neither read that cookie nor make the browser send it on a POST.
 import crypto from 'node:crypto';
+import net from 'node:net';
 import express, { type Request, type Response } from 'express';
 import { AppError } from '../domain/errors';
 import type { LicenceService } from '../domain/licenceService';
@@ -38,6 +40,33 @@ export function parseCookies(header: string | undefined): Record<string, string>
   return out;
 }
 
+/** localhost, *.localhost, 127.0.0.0/8 and ::1 (also as an IPv4-mapped address). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  if (net.isIPv4(v4)) return v4.startsWith('127.');
+  return net.isIPv6(h) && /^(0{0,4}:){2,7}0{0,3}1$/.test(h);
+}
+
+/**
+ * Whether the console's cookies carry `Secure`: always, except for plain http to a loopback host
+ * straight from the browser (no proxy headers), and then only when PUBLIC_URL, if set, is itself
+ * plain http on a loopback host. Browsers keep Secure cookies from http://localhost (and
+ * Chromium also from http://127.0.0.1), but not all of them do, so development over plain http
+ * on this machine gets cookies without the flag; anywhere else they need HTTPS.
+ */
+export function secureCookies(publicUrl: string | null, req: Pick<Request, 'secure' | 'hostname' | 'headers'>): boolean {
+  if (req.secure) return true;
+  if (publicUrl) {
+    const u = new URL(publicUrl);
+    if (u.protocol !== 'http:' || !isLoopbackHost(u.hostname)) return true;
+  }
+  const h = req.headers;
+  if (h.forwarded || h['x-forwarded-for'] || h['x-forwarded-proto'] || h['x-forwarded-host']) return true;
+  return !isLoopbackHost(req.hostname ?? '');
+}
+
 function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -55,12 +84,10 @@ export function consoleRouter(deps: {
 }): express.Router {
   const { accounts, licences, db, tokens } = deps;
   const r = express.Router();
-  const secureByConfig = !!deps.publicUrl && deps.publicUrl.startsWith('https://');
-
   const cookie = (req: Request, name: string, value: string, maxAgeMs: number | null) => {
     const parts = [`${name}=${encodeURIComponent(value)}`, 'Path=/', 'HttpOnly', 'SameSite=Lax'];
     if (maxAgeMs !== null) parts.push(`Max-Age=${Math.max(0, Math.floor(maxAgeMs / 1000))}`);
-    if (secureByConfig || req.secure) parts.push('Secure');
+    if (secureCookies(deps.publicUrl, req)) parts.push('Secure');
     return parts.join('; ');
   };
 
@@ -106,7 +133,10 @@ export function consoleRouter(deps: {
         await fn(req, res);
       } catch (err) {
         if (err instanceof AppError && err.code === 'csrf') {
-          render(req, res, 'Form expired', P.errorPage('Form expired', err.message), null, 403);
+          // Over plain http (not this machine) the browser drops the Secure cookies: say so.
+          const plainHttp = !req.secure && !deps.publicUrl?.startsWith('https://') && !/https/i.test(String(req.headers['x-forwarded-proto'] ?? ''));
+          const why = plainHttp && secureCookies(deps.publicUrl, req) ? ' This console needs HTTPS: its cookies are Secure, so over plain http the browser does not keep them.' : '';
+          render(req, res, 'Form expired', P.errorPage('Form expired', err.message + why), null, 403);
           return;
         }
         throw err;

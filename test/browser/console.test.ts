@@ -76,7 +76,29 @@ describe('the account console in Chromium', function () {
     await page.locator(`[data-testid=number-row][data-number-id="${numberId}"][data-state=ready]`).waitFor();
     await page.screenshot({ path: path.join(SCREENSHOTS, 'console-numbers.png'), fullPage: true });
 
+    // Plain http to 127.0.0.1 is the one case without Secure (Chromium would keep a Secure cookie
+    // from http://127.0.0.1 and http://localhost too, but not every browser does).
     const cookies = await page.context().cookies();
-    expect(cookies.find((c) => c.name === 'incrm_session')).to.deep.include({ httpOnly: true, sameSite: 'Lax' });
+    expect(cookies.find((c) => c.name === 'incrm_session')).to.deep.include({ httpOnly: true, sameSite: 'Lax', secure: false });
+    expect(cookies.find((c) => c.name === 'incrm_csrf')).to.deep.include({ httpOnly: true, sameSite: 'Lax', secure: false });
+  });
+
+  it('Chromium keeps Secure cookies from plain http://127.0.0.1 (an https PUBLIC_URL makes them Secure)', async () => {
+    const secure = await startTestServer({ PUBLIC_URL: 'https://console.example.test' }, { licenceTickMs: 0 });
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(secure.url + '/register');
+      await page.getByLabel('E-mail').fill('secure@acme.example');
+      await page.getByLabel(/^Password/).fill('a long enough password');
+      await page.getByLabel('Repeat the password').fill('a long enough password');
+      await page.getByRole('button', { name: 'Create the account' }).click();
+      await page.getByText(/Welcome! Your account id is ACC-/).waitFor();
+      const cookies = await context.cookies();
+      expect(cookies.find((c) => c.name === 'incrm_session')).to.deep.include({ httpOnly: true, sameSite: 'Lax', secure: true });
+    } finally {
+      await context.close();
+      await secure.close();
+    }
   });
 });

@@ -1,5 +1,8 @@
+import http from 'node:http';
 import { expect } from 'chai';
+import { isLoopbackHost, secureCookies } from '../../server/console/router';
 import type { RunningServer } from '../../server/main';
+import { startTestServer } from '../helpers/server';
 import { testDatabases } from '../helpers/databases';
 import { licenceServer, newPortal, type OffsetClock } from './world';
 
@@ -251,3 +254,84 @@ for (const target of testDatabases()) {
     });
   });
 }
+
+/** GET over plain http with any Host header (fetch does not let a test set it). */
+function rawGet(url: string, headers: Record<string, string>): Promise<{ status: number; setCookie: string[]; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'GET', headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, setCookie: ([] as string[]).concat(res.headers['set-cookie'] ?? []), body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('console cookie flags over plain http', () => {
+  let srv: RunningServer;
+  before(async () => {
+    srv = await startTestServer({}, { licenceTickMs: 0 }); // no PUBLIC_URL, plain http on 127.0.0.1
+  });
+  after(async () => {
+    await srv?.close();
+  });
+
+  const csrfCookie = async (headers: Record<string, string>, base = srv.url) => {
+    const res = await rawGet(base + '/login', headers);
+    expect(res.status).to.equal(200);
+    return res.setCookie.find((c) => c.startsWith('incrm_csrf='))!;
+  };
+
+  it('leaves Secure out only for plain http to a loopback host, straight from the browser', async () => {
+    const port = srv.port;
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, `app.localhost:${port}`]) {
+      const c = await csrfCookie({ Host: host });
+      expect(c, host).to.match(/HttpOnly/).and.match(/SameSite=Lax/);
+      expect(c, host).to.not.match(/Secure/);
+    }
+    for (const host of [`console.example.test:${port}`, `192.168.1.20:${port}`, `127.example.test:${port}`]) {
+      expect(await csrfCookie({ Host: host }), host).to.match(/HttpOnly/).and.match(/SameSite=Lax/).and.match(/; Secure/);
+    }
+    // Behind a proxy on this machine the browser is not on loopback: Secure.
+    expect(await csrfCookie({ Host: `127.0.0.1:${port}`, 'X-Forwarded-For': '203.0.113.9' })).to.match(/; Secure/);
+    expect(await csrfCookie({ Host: `127.0.0.1:${port}`, 'X-Forwarded-Proto': 'https' })).to.match(/; Secure/);
+  });
+
+  it('sets the session cookie the same way: HttpOnly and SameSite on loopback http, plus Secure elsewhere', async () => {
+    const b = new Browser(srv.url);
+    const reg = await b.submit('/register', '/register', { email: 'plain@example.com', password: 'correct horse battery', confirm: 'correct horse battery' });
+    expect(reg.status).to.equal(303);
+    const session = b.lastSetCookie.find((c) => c.startsWith('incrm_session='))!;
+    expect(session).to.match(/HttpOnly/).and.match(/SameSite=Lax/).and.match(/Max-Age=\d+/);
+    expect(session).to.not.match(/Secure/);
+    expect((await b.get('/account')).status, 'the browser keeps it').to.equal(200);
+    // A form over plain http from elsewhere: the browser dropped the Secure CSRF cookie, and the page says why.
+    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(srv.url + '/login', { method: 'POST', headers: { Host: 'console.example.test', 'Content-Type': 'application/x-www-form-urlencoded' } }, (r) => {
+        let body = '';
+        r.setEncoding('utf8');
+        r.on('data', (c: string) => (body += c));
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end('email=a%40b.c&password=x');
+    });
+    expect(res.status).to.equal(403);
+    expect(res.body).to.include('This console needs HTTPS');
+  });
+
+  it('decides by PUBLIC_URL when it is set', () => {
+    const req = (hostname: string, headers: Record<string, string> = {}, secure = false) => ({ secure, hostname, headers });
+    expect(secureCookies(null, req('127.0.0.1'))).to.equal(false);
+    expect(secureCookies('http://localhost:3000', req('127.0.0.1'))).to.equal(false);
+    expect(secureCookies('http://127.0.0.1:3000', req('localhost'))).to.equal(false);
+    expect(secureCookies('http://localhost:3000', req('192.168.1.20')), 'reached from the LAN').to.equal(true);
+    expect(secureCookies('https://incrm.example.com', req('127.0.0.1'))).to.equal(true);
+    expect(secureCookies('http://incrm.example.com', req('127.0.0.1')), 'a public plain-http URL still gets Secure').to.equal(true);
+    expect(secureCookies(null, req('127.0.0.1', {}, true)), 'over TLS').to.equal(true);
+    expect(['localhost', 'LOCALHOST.', '127.1.2.3', '[::1]', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1'].every(isLoopbackHost)).to.equal(true);
+    expect(['example.com', '128.0.0.1', '10.0.0.1', '::2', '1::1', 'localhost.example.com', ''].some(isLoopbackHost)).to.equal(false);
+  });
+});
