@@ -1,9 +1,17 @@
 // A stand-in for whatsapp-web.js 1.34's `Client` (no browser, no WhatsApp): an EventEmitter with
 // the library's events and methods, driven by a small in-memory "WhatsApp" (StandInWorld). It
-// reproduces what the real library does that an engine must survive: `message` AND
-// `message_create` for every inbound message, repeated `authenticated`/`ready`, acks before
-// `sendMessage` returns and out of order, `disconnected('LOGOUT')` followed by a new `qr`, a page
-// that crashes mid-send, media that expired. LocalAuth's login is a file in the profile folder.
+// reproduces what the real library (node_modules/whatsapp-web.js/src, 1.34.7) does that an engine
+// must survive:
+// - `message_create` then `message` for every inbound message (Client.js onAddMessageEvent);
+// - ciphertext arrives as `message_ciphertext` only, then `message_create`/`message` once decrypted;
+// - repeated `authenticated`/`ready`;
+// - `sendMessage` resolves with a fresh snapshot of the message (ack usually 0) while its
+//   `message_create` and acks may fire before it returns, and acks arrive out of order;
+// - `change_state(X)`, `disconnected(X)`, then the library destroys the client itself (for any X
+//   not in its accepted states); `disconnected('LOGOUT')` followed by a new `qr`;
+// - `downloadMedia()` resolving undefined (expired, 404, error stage) or null (not found,
+//   REUPLOADING), or throwing; a page that crashes mid-send. LocalAuth's login is a file in the
+//   profile folder.
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -38,9 +46,21 @@ export class StandInWorld {
   readonly crashNextSend = new Set<number>();
   /** Hidden ids: lid → phone, revealed by getContactLidAndPhone. */
   readonly lids = new Map<string, string>();
-  /** Media that WhatsApp no longer has (downloadMedia → null). */
+  /** Media that WhatsApp no longer has: downloadMedia → undefined (404 / ERROR stage). */
   readonly expiredMedia = new Set<string>();
+  /** Media being re-uploaded by the sender's phone: downloadMedia → null (REUPLOADING). */
+  readonly reuploadingMedia = new Set<string>();
+  /** The next downloads of a message throw these, one per call (then it downloads fine). */
+  readonly mediaErrors = new Map<string, Error[]>();
+  /** Acks that fire from the page while sendMessage is still running (before it resolves). */
+  acksBeforeReturn: (keyof typeof ACK)[] = ['sent'];
+  /** Whether `delivered` follows on its own `deliverAfterMs` after a send (false: only acks a test fires). */
+  deliverLater = true;
   deliverAfterMs = 5;
+  /** How long sendMessage takes to resolve (the page's round trip). */
+  sendDelayMs = 0;
+  /** Phones whose chat WhatsApp Web addresses by hidden id: own messages carry `to` = the lid. */
+  readonly lidChats = new Set<string>();
 
   factory: ClientFactory = (spec) => {
     const c = new StandInClient(this, spec);
@@ -103,7 +123,12 @@ export class StandInWorld {
         ack: 1,
         _data: { notifyName: m.name ?? 'Stand-in', size: media ? Buffer.from(media.data, 'base64').length : undefined },
         async downloadMedia() {
-          return world.expiredMedia.has(id) ? null : media ? { ...media } : undefined;
+          const err = world.mediaErrors.get(id)?.shift();
+          if (err) throw err;
+          if (!media) return undefined; // !hasMedia
+          if (world.reuploadingMedia.has(id)) return null;
+          if (world.expiredMedia.has(id)) return undefined;
+          return { ...media };
         },
       };
       stored = { msg, numberId };
@@ -111,12 +136,53 @@ export class StandInWorld {
     }
     const c = this.live(numberId);
     if (c?.isReady) {
-      // whatsapp-web.js fires both for every new inbound message.
       for (let i = 0; i < Math.max(1, m.repeat ?? 1); i++) {
-        c.emit('message', stored.msg);
-        c.emit('message_create', stored.msg);
+        if (stored.msg.type === 'ciphertext') {
+          // Not decrypted yet: only this event (Msg 'add' with type ciphertext).
+          c.emit('message_ciphertext', stored.msg);
+        } else {
+          // whatsapp-web.js fires both for every new inbound message, message_create first.
+          c.emit('message_create', stored.msg);
+          if (!stored.msg.fromMe) c.emit('message', stored.msg);
+        }
       }
     }
+    return id;
+  }
+
+  /** A ciphertext message is decrypted: its type changes and the library reports it as new. */
+  decrypt(numberId: number, waMessageId: string, text: string): void {
+    for (const list of this.chats.get(numberId)?.values() ?? []) {
+      const s = list.find((x) => x.msg.id._serialized === waMessageId);
+      if (!s) continue;
+      s.msg.type = 'chat';
+      s.msg.body = text;
+      const c = this.live(numberId);
+      c?.emit('message_create', s.msg);
+      c?.emit('message', s.msg);
+    }
+  }
+
+  /** Only `message_create` fires (no `message`): must not be reported as inbound on its own. */
+  createOnly(numberId: number, from: string, text: string): string {
+    const chatId = `${digits(from)}@c.us`;
+    const id = `false_${chatId}_${nextId()}`;
+    const me = this.links.get(numberId) ?? '+0';
+    const msg: WaMessage = {
+      id: { _serialized: id, fromMe: false, remote: chatId, id: id.split('_').pop()! },
+      from: chatId,
+      to: `${digits(me)}@c.us`,
+      body: text,
+      type: 'chat',
+      timestamp: Math.floor(Date.now() / 1000),
+      fromMe: false,
+      hasMedia: false,
+      ack: 1,
+      async downloadMedia() {
+        return undefined;
+      },
+    };
+    this.live(numberId)?.emit('message_create', msg);
     return id;
   }
 
@@ -128,13 +194,22 @@ export class StandInWorld {
     return msg.id._serialized;
   }
 
+  /** The hidden id WhatsApp Web uses for a phone's chat when `lidChats` has it. */
+  lidOf(phoneChatId: string): string {
+    const lid = `${BigInt(phoneChatId.split('@')[0]!) * 7n}@lid`;
+    this.lids.set(lid, phoneChatId);
+    return lid;
+  }
+
   makeOwn(numberId: number, chatId: string, text: string | null, type: string, media: WaMedia | null): WaMessage {
-    const id = `true_${chatId}_${nextId()}`;
+    // A chat WhatsApp Web keeps under the hidden id: the message is addressed to the lid.
+    const addr = chatId.endsWith('@c.us') && this.lidChats.has('+' + chatId.split('@')[0]) ? this.lidOf(chatId) : chatId;
+    const id = `true_${addr}_${nextId()}`;
     const me = this.links.get(numberId) ?? '+0';
     const msg: WaMessage = {
-      id: { _serialized: id, fromMe: true, remote: chatId, id: id.split('_').pop()! },
+      id: { _serialized: id, fromMe: true, remote: addr, id: id.split('_').pop()! },
       from: `${digits(me)}@c.us`,
-      to: chatId,
+      to: addr,
       body: text ?? '',
       type,
       timestamp: Math.floor(Date.now() / 1000),
@@ -145,7 +220,7 @@ export class StandInWorld {
         return media;
       },
     };
-    this.chat(numberId, chatId).push({ msg, numberId });
+    this.chat(numberId, addr).push({ msg, numberId });
     return msg;
   }
 
@@ -163,6 +238,27 @@ export class StandInWorld {
       const s = list.find((x) => x.msg.id._serialized === waMessageId);
       if (s) this.live(numberId)?.emit('message_revoke_everyone', { ...s.msg, type: 'revoked', body: '' }, s.msg);
     }
+  }
+
+  /**
+   * WhatsApp Web's socket state changes. States outside the library's accepted ones (CONNECTED,
+   * OPENING, PAIRING, TIMEOUT) end the client as the library does: `change_state(X)`,
+   * `disconnected(X)`, then `destroy()` without awaiting it.
+   */
+  setState(numberId: number, state: string): void {
+    const c = this.live(numberId);
+    if (!c) return;
+    c.waState = state;
+    c.emit('change_state', state);
+    if (!['CONNECTED', 'OPENING', 'PAIRING', 'TIMEOUT'].includes(state)) {
+      c.emit('disconnected', state);
+      void c.destroy();
+    }
+  }
+
+  /** The non-logout disconnect sequence of the library (CONFLICT, TOS_BLOCK, …). */
+  disconnect(numberId: number, reason: string): void {
+    this.setState(numberId, reason);
   }
 
   /** The phone unlinks the device: the library emits LOGOUT, deletes the profile, shows a new QR. */
@@ -194,8 +290,11 @@ export class StandInClient extends EventEmitter implements WaClient {
   destroyed = false;
   isReady = false;
   showingQr = false;
-  info: { wid?: { _serialized: string; user: string } } | null = null;
+  info: { wid?: { _serialized: string; user: string; server: string } } | null = null;
+  /** WhatsApp Web's socket state, as getState() reads it. */
+  waState: string | null = null;
   readonly pupPage = new EventEmitter();
+  readonly calls = { getNumberId: 0, sendMessage: 0 };
   private qrCount = 0;
   private initialised = false;
 
@@ -242,7 +341,8 @@ export class StandInClient extends EventEmitter implements WaClient {
   }
 
   private becomeReady(phone: string): void {
-    this.info = { wid: { _serialized: `${digits(phone)}@c.us`, user: digits(phone) } };
+    this.info = { wid: { _serialized: `${digits(phone)}@c.us`, user: digits(phone), server: 'c.us' } };
+    this.waState = 'CONNECTED';
     this.isReady = true;
     // Both fire again on re-sync in the real library: reproduce the repeat.
     this.emit('authenticated');
@@ -272,7 +372,7 @@ export class StandInClient extends EventEmitter implements WaClient {
 
   async getState(): Promise<string | null> {
     if (!this.alive) throw new Error('Protocol error: Session closed');
-    return 'CONNECTED';
+    return this.waState;
   }
 
   private requireReady(): void {
@@ -280,6 +380,7 @@ export class StandInClient extends EventEmitter implements WaClient {
   }
 
   async getNumberId(number: string): Promise<{ _serialized: string; user: string; server: string } | null> {
+    this.calls.getNumberId++;
     this.requireReady();
     const phone = '+' + number.replace(/@c\.us$/, '');
     if (this.world.registered.get(phone) === false) return null;
@@ -287,29 +388,39 @@ export class StandInClient extends EventEmitter implements WaClient {
   }
 
   async sendMessage(chatId: string, content: string | WaMedia, options: WaSendOptions = {}): Promise<WaMessage | undefined> {
+    this.calls.sendMessage++;
     this.requireReady();
     const media = typeof content === 'string' ? null : content;
     const text = typeof content === 'string' ? content : options.caption ?? null;
     const type = !media ? 'chat' : options.sendAudioAsVoice ? 'ptt' : options.sendMediaAsDocument ? 'document' : media.mimetype.split('/')[0]!;
     const msg = this.world.makeOwn(this.numberId, chatId, text, type, media);
+    // The page takes the message model as it is when WWebJS.sendMessage returns: not yet on the
+    // server (ACK_PENDING). Client.sendMessage wraps that in a new Message.
+    const snapshot: WaMessage = { ...msg, id: { ...msg.id }, ack: 0 };
     const phone = '+' + chatId.split('@')[0];
     const list = this.world.delivered.get(phone) ?? [];
     list.push({ waMessageId: msg.id._serialized, text, type, options, media });
     this.world.delivered.set(phone, list);
-    // As in the library: the echo and the first ack fire from the page before the call returns.
+    // As in the library: the echo and the first acks fire from the page (exposed functions)
+    // while the evaluate call is still on its way back.
     this.emit('message_create', msg);
-    msg.ack = 1;
-    this.emit('message_ack', msg, 1);
+    for (const a of this.world.acksBeforeReturn) {
+      msg.ack = Math.max(msg.ack, ACK[a]);
+      this.emit('message_ack', msg, ACK[a]);
+    }
     if (this.world.crashNextSend.delete(this.numberId)) {
       this.crashPage();
       throw new Error('Protocol error (Runtime.callFunctionOn): Execution context was destroyed, most likely because of a navigation.');
     }
-    setTimeout(() => {
-      if (!this.alive || msg.ack >= 2) return;
-      msg.ack = 2;
-      this.emit('message_ack', msg, 2);
-    }, this.world.deliverAfterMs);
-    return msg;
+    if (this.world.deliverLater) {
+      setTimeout(() => {
+        if (!this.alive || msg.ack >= 2) return;
+        msg.ack = 2;
+        this.emit('message_ack', msg, 2);
+      }, this.world.deliverAfterMs);
+    }
+    if (this.world.sendDelayMs > 0) await new Promise((r) => setTimeout(r, this.world.sendDelayMs));
+    return snapshot;
   }
 
   async getChats(): Promise<WaChat[]> {
@@ -320,7 +431,9 @@ export class StandInClient extends EventEmitter implements WaClient {
 
   async getChatById(chatId: string): Promise<WaChat> {
     this.requireReady();
-    return this.chatOf(chatId);
+    // WhatsApp Web finds a phone's chat under its hidden id when it keeps it there.
+    const phone = '+' + chatId.split('@')[0];
+    return this.chatOf(chatId.endsWith('@c.us') && this.world.lidChats.has(phone) ? this.world.lidOf(chatId) : chatId);
   }
 
   private chatOf(chatId: string): WaChat {

@@ -57,6 +57,17 @@ describe('wwebjs adapter (stand-in Client)', function () {
   });
   afterEach(() => engine.shutdown());
 
+  /** A portal and a number made ready through the widget API of `srv`. */
+  async function readyThroughServer(srv: Awaited<ReturnType<typeof startTestServer>>, phone = ME) {
+    const portal = await srv.db.repos.portals.create({ crm: 'none', name: 'stand-in' });
+    const api = client(srv.url + '/api/v1', srv.tokens.issue({ portalId: portal.id, userId: '1', admin: true }, 3600_000));
+    const id = (await api.post('/numbers')).body.id as number;
+    await waitFor(async () => (await api.get(`/numbers/${id}`)).body.state === 'qr', 3000, 'qr');
+    world.scan(id, phone);
+    await waitFor(async () => (await api.get(`/numbers/${id}`)).body.state === 'ready', 3000, 'ready');
+    return { api, id, portalId: portal.id };
+  }
+
   async function ready(id = 1): Promise<{ rec: Recorder; session: WhatsAppSession }> {
     const rec = new Recorder();
     const session = await engine.open(id, rec);
@@ -94,23 +105,32 @@ describe('wwebjs adapter (stand-in Client)', function () {
   it('a ciphertext placeholder is skipped and the decrypted message, same id, is reported once', async () => {
     const { rec } = await ready();
     const id = world.inbound(1, { from: THEM, type: 'ciphertext', text: '' });
-    const stored = world.chat(1, '15550002000@c.us').find((s) => s.msg.id._serialized === id)!;
     await new Promise((r) => setTimeout(r, 50));
     expect(rec.inbound).to.have.length(0);
-    // whatsapp-web.js re-emits the message when the type changes after decryption.
-    stored.msg.type = 'chat';
-    stored.msg.body = 'decrypted';
+    // whatsapp-web.js reports it as new (message_create, message) when decryption changes its type;
+    // a re-sync may report it again.
+    world.decrypt(1, id, 'decrypted');
     world.inbound(1, { from: THEM, waMessageId: id, repeat: 2 });
     await waitFor(() => rec.inbound.length === 1, 2000, 'decrypted message');
     await new Promise((r) => setTimeout(r, 50));
-    expect(rec.inbound.map((m) => m.text)).to.deep.equal(['decrypted']);
+    expect(rec.inbound.map((m) => [m.waMessageId, m.text])).to.deep.equal([[id, 'decrypted']]);
   });
 
-  it('keeps an ack that fired before send() returned, and maps every ack level', async () => {
+  it('a message that only fires message_create (not fromMe) is not reported: inbound comes from `message`', async () => {
+    const { rec } = await ready();
+    world.createOnly(1, THEM, 'create only');
+    await new Promise((r) => setTimeout(r, 150)); // past the echo hold
+    expect(rec.inbound).to.have.length(0);
+    world.inbound(1, { from: THEM, text: 'both events' });
+    await waitFor(() => rec.inbound.length === 1, 2000, 'inbound');
+    await new Promise((r) => setTimeout(r, 150));
+    expect(rec.inbound.map((m) => m.text)).to.deep.equal(['both events']);
+  });
+
+  it('maps every ack level', async () => {
     const { rec, session } = await ready();
     const { waMessageId } = await session.send({ chatId: '15550002000@c.us', type: 'text', text: 'x', media: null });
     await waitFor(() => rec.acks.some((a) => a.id === waMessageId && a.status === 'delivered'), 2000, 'delivered');
-    // 'sent' came both from the early event and from the returned message: the domain keeps it once.
     expect(rec.acks.filter((a) => a.id === waMessageId && a.status === 'sent').length).to.be.greaterThan(0);
     world.ack(1, waMessageId, 'read');
     world.ack(1, waMessageId, 'played');
@@ -195,14 +215,14 @@ describe('wwebjs adapter (stand-in Client)', function () {
     await engine.open(1, rec);
     await waitFor(() => rec.last?.state === 'ready', 3000, 'restored');
     expect(rec.seq()).to.deep.equal(['starting', 'ready']);
-    world.live(1)!.emit('disconnected', 'UNPAIRED');
+    world.disconnect(1, 'UNPAIRED');
     await waitFor(() => rec.last?.state === 'logged_out', 2000, 'logged_out');
     expect(fs.existsSync(profileOf(1))).to.equal(false);
   });
 
   it('other disconnects reconnect with backoff and a fresh Client, keeping the login (no new QR)', async () => {
     const { rec } = await ready();
-    world.live(1)!.emit('disconnected', 'CONFLICT');
+    world.disconnect(1, 'CONFLICT');
     await waitFor(() => rec.states.filter((s) => s.state === 'ready').length === 2, 3000, 'ready again');
     const offline = rec.states.find((s) => s.state === 'offline')!;
     expect(offline.reason).to.match(/^disconnected: CONFLICT; reconnecting in \d+ s$/);
@@ -367,6 +387,28 @@ describe('wwebjs adapter (stand-in Client)', function () {
       expect(health.engineProblem).to.equal(CHROMIUM_NOT_FOUND);
     } finally {
       await srv2.close();
+    }
+  });
+
+  it('through the server: an ack that fired before send() returned is kept (the returned message says ACK_PENDING)', async () => {
+    const srv = await startTestServer({}, { engine });
+    try {
+      const { api, id } = await readyThroughServer(srv);
+      // WhatsApp acks the message while the send call is still on its way back; no ack follows.
+      world.acksBeforeReturn = ['sent', 'delivered'];
+      world.deliverLater = false;
+      world.sendDelayMs = 30;
+      const conv = (await api.post('/conversations', { phone: THEM, numberId: id })).body.id as number;
+      const sent = await api.post(`/conversations/${conv}/messages`, { text: 'acked early' }, { 'Idempotency-Key': 'early-1' });
+      expect(sent.status).to.equal(201);
+      const m = await waitFor(async () => {
+        const items = (await api.get(`/conversations/${conv}/messages`)).body.items as { id: number; status: string }[];
+        return items.find((x) => x.id === sent.body.id && x.status === 'delivered');
+      }, 5000, 'delivered');
+      expect(m.status).to.equal('delivered');
+      expect(world.delivered.get(THEM)!.map((d) => d.text)).to.deep.equal(['acked early']);
+    } finally {
+      await srv.close();
     }
   });
 
