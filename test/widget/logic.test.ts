@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { DICTS, pickLang, translator } from '../../widget/src/i18n';
-import { mergeStatus, normalisePhone, Outbox, recorderMime, relativeDay, tickFor, upsertMessages, withDaySeparators, type Draft, type SendResult } from '../../widget/src/logic';
+import { mergeStatus, normalisePhone, Outbox, recorderMime, relativeDay, settingsBody, tickFor, upsertMessages, withDaySeparators, type Draft, type SendResult } from '../../widget/src/logic';
 import type { MessageStatus, Msg } from '../../widget/src/types';
 
 // The widget's pure logic, run in Node: ticks, forward-only statuses, day separators, the
@@ -103,6 +103,22 @@ describe('widget logic', () => {
       expect(pickLang('de')).to.equal('en');
       expect(pickLang(undefined)).to.equal('en');
       expect(translator('ru')('banner.licenceExpiring', { days: 3 })).to.equal('Лицензия InCRM закончится через 3 дн.');
+    });
+  });
+
+  describe('settings form', () => {
+    it('sends an emptied option as null (unset), an empty alert list as null (the default), and leaves out what the form does not show', () => {
+      expect(settingsBody({ unknownNumber: 'create', mirror: true, pipelineId: '7', stageId: '', responsibleUserId: undefined, alertUserIds: [] }, 'kommo', true)).to.deep.equal({
+        unknownNumber: 'create',
+        mirror: true,
+        pipelineId: '7',
+        stageId: null,
+        responsibleUserId: null,
+        alertUserIds: null,
+      });
+      expect(settingsBody({ pipelineId: '7', stageId: '8', responsibleUserId: '501', alertUserIds: ['501'] }, 'kommo', true)).to.deep.equal({ pipelineId: '7', stageId: '8', responsibleUserId: '501', alertUserIds: ['501'] });
+      // No CRM: no pipeline fields; no user list to tick (CRM unreachable): the recipients stay.
+      expect(settingsBody({ mirror: false, alertUserIds: [] }, 'none', false)).to.deep.equal({ mirror: false });
     });
   });
 

@@ -1,5 +1,5 @@
 // Pure logic of the chat panel: no DOM, no Preact, so the unit tests run it in Node.
-import type { MessageStatus, Msg } from './types';
+import type { MessageStatus, Msg, PortalSettings } from './types';
 
 // ------------------------------------------------------------------ status ticks
 
@@ -220,4 +220,26 @@ export function expiryMs(v: string | number | null | undefined): number {
     if (!Number.isNaN(t)) return t;
   }
   return Date.now() + 5 * 60_000;
+}
+
+// ------------------------------------------------------------------ settings
+
+export type SettingsPut = { [K in keyof PortalSettings]?: PortalSettings[K] | null };
+
+/**
+ * What Save sends: every option the form shows, an emptied one as `null` (the server unsets it:
+ * any pipeline, the default stage and responsible user). No alert recipient ticked means the
+ * default (the responsible user), not "nobody": the list goes as `null`, never `[]`. Options the
+ * form does not show (no CRM; no user list to tick) are left out, so they keep their value.
+ */
+export function settingsBody(v: PortalSettings, crm: string, alertsShown: boolean): SettingsPut {
+  const body: SettingsPut = { unknownNumber: v.unknownNumber, mirror: v.mirror };
+  if (crm !== 'none') {
+    body.pipelineId = v.pipelineId || null;
+    body.stageId = v.stageId || null;
+    body.responsibleUserId = v.responsibleUserId || null;
+  }
+  if (alertsShown) body.alertUserIds = v.alertUserIds?.length ? v.alertUserIds : null;
+  for (const k of Object.keys(body) as (keyof SettingsPut)[]) if (body[k] === undefined) delete body[k];
+  return body;
 }

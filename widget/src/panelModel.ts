@@ -3,7 +3,7 @@
 // component subscribes and renders `state`.
 import { Api, ApiError, optional } from './api';
 import type { Host } from './host';
-import type { T } from './i18n';
+import { pickLang, type Lang, type T } from './i18n';
 import { mergeStatus, Outbox, upsertMessages, type Draft, type SendResult } from './logic';
 import { beep, browserNotify } from './alerts';
 import { Stream } from './stream';
@@ -29,13 +29,15 @@ export interface PanelState {
   /** Why sending is refused (licence): the composer is disabled with this reason. */
   blocked: string | null;
   notice: string | null;
+  /** The number chosen to write from when starting a conversation (null: the default one). */
+  writeFrom: number | null;
 }
 
 const PAGE = 40;
 let tempIds = 0;
 
 export class PanelModel {
-  state: PanelState = { ready: false, error: null, phones: [], convs: [], numbers: [], licence: null, activeId: null, threads: {}, live: true, blocked: null, notice: null };
+  state: PanelState = { ready: false, error: null, phones: [], convs: [], numbers: [], licence: null, activeId: null, threads: {}, live: true, blocked: null, notice: null, writeFrom: null };
   private listeners = new Set<() => void>();
   private stream: Stream | null = null;
   private readonly outbox: Outbox;
@@ -46,6 +48,9 @@ export class PanelModel {
   private everLive = false;
   /** Status updates for messages not shown yet (a status can overtake the POST's answer). */
   private readonly early = new Map<number, { status: MessageStatus; error?: string }>();
+  /** The CRM's language: the server's licence texts are asked for in it. */
+  readonly lang: Lang;
+  private licenceSeq = 0;
 
   constructor(
     readonly api: Api,
@@ -53,6 +58,7 @@ export class PanelModel {
     private readonly t: T,
   ) {
     this.outbox = new Outbox((draft, key) => this.transport(draft, key));
+    this.lang = pickLang(host.lang);
   }
 
   subscribe(fn: () => void): () => void {
@@ -96,7 +102,7 @@ export class PanelModel {
       const [list, numbers, licence] = await Promise.all([
         this.api.get<{ items: Conv[]; phones: string[] }>(`/conversations${q}`),
         this.api.get<{ items: WaNumber[] }>('/numbers'),
-        optional(this.api.get<Licence>('/licence')).catch(() => null),
+        this.fetchLicence(),
       ]);
       const convs = sortConvs(list.items);
       let activeId = this.state.activeId;
@@ -145,14 +151,57 @@ export class PanelModel {
 
   // ---------------------------------------------------------------- choosing
 
+  /** GET /licence in the CRM's language; null when the server has none or cannot say now. */
+  private fetchLicence(): Promise<Licence | null> {
+    return optional(this.api.get<Licence>(`/licence?lang=${this.lang}`)).catch(() => null);
+  }
+
+  /**
+   * The licence again, in the CRM's language (a live `licence` event carries the server's
+   * English texts; `fallback` is shown if the fetch fails). The newest call wins.
+   */
+  async refreshLicence(fallback: Licence | null = null): Promise<void> {
+    const seq = ++this.licenceSeq;
+    const lic = (await this.fetchLicence()) ?? fallback;
+    if (seq !== this.licenceSeq || !lic) return;
+    this.set({ licence: lic, blocked: lic.canSend ? null : this.state.blocked });
+  }
+
   async select(id: number): Promise<void> {
-    this.set({ activeId: id });
+    const c = this.state.convs.find((x) => x.id === id);
+    this.set({ activeId: id, writeFrom: c?.numberId ?? this.state.writeFrom });
     await this.loadThread(id, false);
     this.markReadSoon();
   }
 
-  /** Opens (starting if needed) the conversation with a phone, from `numberId` or the default. */
+  /**
+   * The number the panel writes from: the open conversation's, else the one chosen in the
+   * header, else the first connected one. Null when the portal has no number.
+   */
+  writingNumberId(): number | null {
+    const a = this.active();
+    if (a) return a.numberId;
+    const ns = this.state.numbers;
+    if (this.state.writeFrom !== null && ns.some((n) => n.id === this.state.writeFrom)) return this.state.writeFrom;
+    return (ns.find((n) => n.state === 'ready') ?? ns[0])?.id ?? null;
+  }
+
+  /** Chooses the number to write from; with a conversation open, switches to that number's one. */
+  async chooseNumber(numberId: number): Promise<void> {
+    this.set({ writeFrom: numberId });
+    const c = this.active();
+    if (!c?.phone || c.numberId === numberId) return;
+    const existing = this.state.convs.find((x) => x.phone === c.phone && x.numberId === numberId);
+    if (existing) return this.select(existing.id);
+    return this.openPhone(c.phone, numberId);
+  }
+
+  /**
+   * Opens (starting if needed) the conversation with a phone, from `numberId`, else the number
+   * chosen in the header when the portal has several, else the server's default.
+   */
   async openPhone(phone: string, numberId?: number): Promise<void> {
+    if (numberId === undefined && this.state.numbers.length > 1) numberId = this.state.writeFrom ?? this.writingNumberId() ?? undefined;
     try {
       const conv = await this.api.post<Conv>('/conversations', numberId ? { phone, numberId } : { phone });
       const convs = this.state.convs.some((c) => c.id === conv.id) ? this.state.convs.map((c) => (c.id === conv.id ? conv : c)) : [conv, ...this.state.convs];
@@ -162,15 +211,6 @@ export class PanelModel {
     } catch (err) {
       this.set({ notice: messageOf(err, this.t) });
     }
-  }
-
-  /** Switches the writing number for the active phone: that number's conversation with it. */
-  async chooseNumber(numberId: number): Promise<void> {
-    const c = this.active();
-    if (!c?.phone || c.numberId === numberId) return;
-    const existing = this.state.convs.find((x) => x.phone === c.phone && x.numberId === numberId);
-    if (existing) return this.select(existing.id);
-    return this.openPhone(c.phone, numberId);
   }
 
   active(): Conv | null {
@@ -193,21 +233,25 @@ export class PanelModel {
 
   // ---------------------------------------------------------------- sending
 
-  sendText(text: string): void {
-    const id = this.state.activeId;
+  /**
+   * Sends to `conversationId`: the conversation the text was typed in, the file attached in, the
+   * voice note recorded in — not whichever is open when it is sent.
+   */
+  sendText(conversationId: number, text: string): void {
     const body = text.trim();
-    if (id === null || !body) return;
-    this.enqueue({ conversationId: id, text: body }, 'text');
+    if (!body) return;
+    this.enqueue({ conversationId, text: body }, 'text');
   }
 
-  sendFile(file: File, caption: string | null, voice = false): void {
-    const id = this.state.activeId;
-    if (id === null) return;
+  sendFile(conversationId: number, file: File, caption: string | null, voice = false): void {
+    const id = conversationId;
     const type = voice ? 'voice' : file.type.startsWith('image/') ? 'image' : file.type.startsWith('video/') ? 'video' : file.type.startsWith('audio/') ? 'audio' : 'document';
     this.enqueue({ conversationId: id, text: caption, file, voice }, type);
   }
 
   private enqueue(draft: Draft, type: string): void {
+    // A panel that is gone sends nothing (a recording stopped by the unmount, a late callback).
+    if (this.disposed) return;
     const temp = -++tempIds;
     const { key, done } = this.outbox.send(draft);
     this.keyToTemp.set(key, temp);
@@ -304,9 +348,15 @@ export class PanelModel {
     this.replace(convId, temp, { status: 'failed', error: r.code === 'network' || r.status === 0 ? this.t('error.network') : r.message });
   }
 
-  /** A licence refusal disables the composer with the server's reason. */
+  /**
+   * A licence refusal disables the composer with the reason, in the widget's words (the server's
+   * refusal is in English), and fetches the licence again for its texts in the CRM's language.
+   */
   private refused(err: unknown): void {
-    if (err instanceof ApiError && (err.status === 402 || (err.status === 403 && err.code.startsWith('licence')))) this.set({ blocked: err.message });
+    if (!(err instanceof ApiError) || !(err.status === 402 || (err.status === 403 && err.code.startsWith('licence')))) return;
+    const own = err.code === 'licence_expired' ? this.t('banner.licenceExpired') : err.code === 'licence_suspended' ? this.t('banner.licenceSuspended') : err.message;
+    this.set({ blocked: own });
+    void this.refreshLicence();
   }
 
   private replace(convId: number, id: number, patch: Partial<Msg>): void {
@@ -383,7 +433,8 @@ export class PanelModel {
         return;
       }
       case 'licence':
-        this.set({ licence: data as Licence, blocked: (data as Licence).canSend ? null : this.state.blocked });
+        // The event's texts are the server's English: ask again in the CRM's language.
+        void this.refreshLicence(data as Licence);
         return;
       case 'resync':
         void this.load(false);

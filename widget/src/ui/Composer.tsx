@@ -1,5 +1,7 @@
-// The composer: Enter sends, Shift+Enter breaks the line; files from the picker, drag-and-drop
-// (handled by the panel, passed in) and paste are previewed before sending; the voice recorder.
+// The composer of one conversation (the panel keys it by the conversation's id): Enter sends,
+// Shift+Enter breaks the line; files from the picker, drag-and-drop (handled by the panel, passed
+// in) and paste are previewed before sending; the voice recorder. Everything it sends names the
+// conversation it was typed, attached or recorded in.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { askNotifyPermission } from '../alerts';
 import type { T } from '../i18n';
@@ -9,53 +11,103 @@ import { ClipIcon, MicIcon, SendIcon, TrashIcon } from './icons';
 export interface ComposerProps {
   t: T;
   disabled: string | null;
+  /** The conversation this composer writes to. */
+  convId: number;
+  /** The text typed earlier in this conversation; `onDraft` keeps it while another one is open. */
+  draft: string;
+  onDraft(text: string): void;
   files: File[];
   setFiles(f: File[]): void;
-  onText(text: string): void;
-  onFiles(files: File[], caption: string | null): void;
-  onVoice(file: File): void;
+  onText(convId: number, text: string): void;
+  onFiles(convId: number, files: File[], caption: string | null): void;
+  onVoice(convId: number, file: File): void;
 }
 
-export function Composer({ t, disabled, files, setFiles, onText, onFiles, onVoice }: ComposerProps) {
-  const [text, setText] = useState('');
+/** After a send the button stays a (disabled) Send this long: a double click never starts the recorder. */
+export const SEND_COOLDOWN_MS = 400;
+
+interface Recording {
+  convId: number;
+  mr: MediaRecorder;
+  stream: MediaStream;
+  chunks: Blob[];
+  cancel: boolean;
+  timer: ReturnType<typeof setInterval>;
+}
+
+export function Composer({ t, disabled, convId, draft, onDraft, files, setFiles, onText, onFiles, onVoice }: ComposerProps) {
+  const [text, setTextState] = useState(draft);
   const [rec, setRec] = useState<{ started: number; now: number } | null>(null);
   const [micError, setMicError] = useState<string | null>(null);
-  const recorder = useRef<{ mr: MediaRecorder; stream: MediaStream; chunks: Blob[]; cancel: boolean; timer: ReturnType<typeof setInterval> } | null>(null);
+  const [cooling, setCooling] = useState(false);
+  const recorder = useRef<Recording | null>(null);
   const area = useRef<HTMLTextAreaElement>(null);
+  const alive = useRef(true);
+  const sentAt = useRef(0);
+  const coolTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
 
-  useEffect(() => () => stopTracks(), []);
+  const setText = (v: string) => {
+    setTextState(v);
+    onDraft(v);
+  };
+
+  // Leaving the card (or the conversation) while recording throws the recording away: the
+  // recorder's onstop sees `cancel` and sends nothing.
+  useEffect(
+    () => () => {
+      alive.current = false;
+      if (coolTimer.current) clearTimeout(coolTimer.current);
+      const r = recorder.current;
+      if (!r) return;
+      r.cancel = true;
+      clearInterval(r.timer);
+      try {
+        if (r.mr.state !== 'inactive') r.mr.stop();
+      } catch {
+        /* already stopped */
+      }
+      for (const tr of r.stream.getTracks()) tr.stop();
+    },
+    [],
+  );
 
   if (disabled) return <div class="cmp"><div class="disabled-note" data-testid="composer-disabled">{t('composer.disabled', { reason: disabled })}</div></div>;
 
   const send = () => {
+    if (cooling && !text.trim() && !files.length) return;
     askNotifyPermission();
     const body = text.trim();
     if (files.length) {
-      onFiles(files, body || null);
+      onFiles(convId, files, body || null);
       setFiles([]);
-    } else if (body) onText(body);
+    } else if (body) onText(convId, body);
     else return;
     setText('');
+    sentAt.current = Date.now();
+    setCooling(true);
+    if (coolTimer.current) clearTimeout(coolTimer.current);
+    coolTimer.current = setTimeout(() => alive.current && setCooling(false), SEND_COOLDOWN_MS);
     area.current?.focus();
   };
 
-  function stopTracks() {
-    const r = recorder.current;
-    if (!r) return;
-    clearInterval(r.timer);
-    for (const tr of r.stream.getTracks()) tr.stop();
-  }
-
   const startRec = async () => {
+    // The second click of a double click on Send lands where the microphone appears: not a recording.
+    if (recorder.current || Date.now() - sentAt.current < SEND_COOLDOWN_MS) return;
     setMicError(null);
     try {
       const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      if (!alive.current || recorder.current) {
+        // Gone (or started twice) while the browser asked for the microphone: release it.
+        for (const tr of stream.getTracks()) tr.stop();
+        return;
+      }
       const mime = recorderMime((m) => typeof MediaRecorder !== 'undefined' && MediaRecorder.isTypeSupported(m));
       const mr = new MediaRecorder(stream, mime ? { mimeType: mime } : undefined);
       const chunks: Blob[] = [];
       const started = Date.now();
       const timer = setInterval(() => setRec({ started, now: Date.now() }), 250);
-      recorder.current = { mr, stream, chunks, cancel: false, timer };
+      // The conversation is fixed when the recording starts.
+      recorder.current = { convId, mr, stream, chunks, cancel: false, timer };
       mr.ondataavailable = (e) => e.data.size && chunks.push(e.data);
       mr.onstop = () => {
         const r = recorder.current;
@@ -67,7 +119,7 @@ export function Composer({ t, disabled, files, setFiles, onText, onFiles, onVoic
         if (r.cancel || !chunks.length) return;
         const type = (mr.mimeType || mime || 'audio/webm').split(';')[0]!;
         const full = mr.mimeType || mime || type;
-        onVoice(new File(chunks, type.includes('ogg') ? 'voice.ogg' : 'voice.webm', { type: full.includes('opus') ? full : type }));
+        onVoice(r.convId, new File(chunks, type.includes('ogg') ? 'voice.ogg' : 'voice.webm', { type: full.includes('opus') ? full : type }));
       };
       mr.start(250);
       setRec({ started, now: started });
@@ -155,8 +207,8 @@ export function Composer({ t, disabled, files, setFiles, onText, onFiles, onVoic
               onKeyDown={onKey}
               onPaste={onPaste}
             />
-            {text.trim() || files.length ? (
-              <button type="button" class="ib go" data-testid="send-button" title={t('composer.send')} aria-label={t('composer.send')} onClick={send}>
+            {text.trim() || files.length || cooling ? (
+              <button type="button" class="ib go" data-testid="send-button" title={t('composer.send')} aria-label={t('composer.send')} disabled={!text.trim() && !files.length} onClick={send}>
                 <SendIcon />
               </button>
             ) : (

@@ -30,10 +30,11 @@ export function MessageView({ m, t, locale, base, onRetry, onZoom }: MessageProp
   else if (hasMediaType && (!url || broken)) body = <div class="gone">{t('msg.mediaUnavailable')}</div>;
   else if (kind === 'image') body = <img src={url} alt={m.media?.filename ?? t('msg.image')} loading="lazy" onError={() => setBroken(true)} onClick={() => onZoom(url)} />;
   else if (kind === 'video') body = <video src={url} controls preload="metadata" onError={() => setBroken(true)} />;
-  else if (kind === 'audio' || kind === 'voice') body = <audio src={url} controls preload="none" aria-label={t(typeLabel(m.type))} />;
+  // `metadata`, not `none`: the player shows the length, and a file that is gone fires `error`.
+  else if (kind === 'audio' || kind === 'voice') body = <audio src={url} controls preload="metadata" aria-label={t(typeLabel(m.type))} onError={() => setBroken(true)} />;
   else if (kind === 'document')
     body = (
-      <a class="doc" href={url} target="_blank" rel="noopener" download={m.media?.filename ?? ''}>
+      <a class="doc" href={url} target="_blank" rel="noopener" download={m.media?.filename ?? ''} onClick={(e) => openDocument(e, url, m.media?.filename ?? null, () => setBroken(true))}>
         <span class="ico">{extOf(m.media?.filename, m.media?.mimetype)}</span>
         <span>
           <div class="dn">{m.media?.filename ?? t('msg.document')}</div>
@@ -69,6 +70,37 @@ export function MessageView({ m, t, locale, base, onRetry, onZoom }: MessageProp
       )}
     </div>
   );
+}
+
+/**
+ * A document is fetched before it is handed to the browser: a file that is gone shows "media
+ * unavailable" instead of a broken download. Where the fetch cannot tell (another origin without
+ * CORS, no network) the link opens as before.
+ */
+function openDocument(e: MouseEvent, url: string, filename: string | null, gone: () => void): void {
+  if (url.startsWith('blob:') || typeof fetch === 'undefined') return;
+  e.preventDefault();
+  const box = (e.currentTarget as HTMLElement).parentNode;
+  void (async () => {
+    let blob: Blob;
+    try {
+      const res = await fetch(url);
+      if (!res.ok) return gone();
+      blob = await res.blob();
+    } catch {
+      window.open(url, '_blank', 'noopener');
+      return;
+    }
+    const local = URL.createObjectURL(blob);
+    const a = document.createElement('a');
+    a.href = local;
+    a.download = filename ?? '';
+    a.style.display = 'none';
+    box?.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(local), 60_000);
+  })();
 }
 
 function extOf(name: string | null | undefined, mime: string | undefined): string {

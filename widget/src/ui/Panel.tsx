@@ -11,8 +11,13 @@ import { MessageView } from './Message';
 
 export function Panel({ model, t, lang }: { model: PanelModel; t: T; lang: Lang }) {
   const [s, setS] = useState<PanelState>(model.state);
-  const [files, setFiles] = useState<File[]>([]);
+  // Drafts per conversation: attachments (state: drop adds to them) and typed text (a ref: no
+  // panel render per keystroke). Switching phones shows that phone's draft, never another's.
+  const [files, setFiles] = useState<Record<number, File[]>>({});
+  const texts = useRef(new Map<number, string>());
   const [dragging, setDragging] = useState(false);
+  // dragenter/dragleave fire for every child crossed: the overlay goes when the count is back to 0.
+  const drags = useRef(0);
   const [zoom, setZoom] = useState<string | null>(null);
   useEffect(() => {
     const off = model.subscribe(() => setS(model.state));
@@ -25,14 +30,32 @@ export function Panel({ model, t, lang }: { model: PanelModel; t: T; lang: Lang 
 
   const locale = LOCALES[lang];
   const active = s.convs.find((c) => c.id === s.activeId) ?? null;
-  const number = active ? s.numbers.find((n) => n.id === active.numberId) ?? null : s.numbers.find((n) => n.state === 'ready') ?? s.numbers[0] ?? null;
-  const disabled = s.blocked ?? (s.licence && !s.licence.canSend ? s.licence.reason ?? s.licence.notice?.message ?? t('banner.licenceExpired') : null);
+  const writing = model.writingNumberId();
+  const number = s.numbers.find((n) => n.id === writing) ?? null;
+  const disabled = s.licence && !s.licence.canSend ? s.licence.notice?.message ?? s.licence.reason ?? t('banner.licenceExpired') : s.blocked;
+  const setFilesOf = (id: number) => (f: File[]) => setFiles((old) => ({ ...old, [id]: f }));
 
+  // A drag that ends anywhere (dropped elsewhere, Esc, left the window) takes the overlay with it.
+  useEffect(() => {
+    const reset = () => {
+      drags.current = 0;
+      setDragging(false);
+    };
+    window.addEventListener('dragend', reset, true);
+    window.addEventListener('drop', reset, true);
+    return () => {
+      window.removeEventListener('dragend', reset, true);
+      window.removeEventListener('drop', reset, true);
+    };
+  }, []);
+
+  const hasFiles = (e: DragEvent) => !!e.dataTransfer?.types.includes('Files');
   const drop = (e: DragEvent) => {
     e.preventDefault();
+    drags.current = 0;
     setDragging(false);
     const dropped = Array.from(e.dataTransfer?.files ?? []);
-    if (dropped.length && !disabled && active) setFiles([...files, ...dropped]);
+    if (dropped.length && !disabled && active) setFiles((old) => ({ ...old, [active.id]: [...(old[active.id] ?? []), ...dropped] }));
   };
 
   return (
@@ -40,18 +63,22 @@ export function Panel({ model, t, lang }: { model: PanelModel; t: T; lang: Lang 
       class="ic panel"
       data-testid="panel-root"
       data-ready={s.ready ? 'true' : 'false'}
+      onDragEnter={(e) => {
+        if (!hasFiles(e)) return;
+        e.preventDefault();
+        drags.current++;
+        setDragging(true);
+      }}
       onDragOver={(e) => {
-        if (e.dataTransfer?.types.includes('Files')) {
-          e.preventDefault();
-          setDragging(true);
-        }
+        if (hasFiles(e)) e.preventDefault();
       }}
       onDragLeave={(e) => {
-        if (e.currentTarget === e.target) setDragging(false);
+        if (!hasFiles(e) || drags.current === 0) return;
+        if (--drags.current === 0) setDragging(false);
       }}
       onDrop={drop}
     >
-      <Header s={s} t={t} model={model} active={active} />
+      <Header s={s} t={t} model={model} active={active} writing={writing} />
       <Banners s={s} t={t} model={model} number={number} />
       {s.notice && (
         <div class="banner err" role="alert">
@@ -72,13 +99,17 @@ export function Panel({ model, t, lang }: { model: PanelModel; t: T; lang: Lang 
       )}
       {s.ready && active && (
         <Composer
+          key={active.id}
           t={t}
           disabled={disabled}
-          files={files}
-          setFiles={setFiles}
-          onText={(x) => model.sendText(x)}
-          onFiles={(fs, caption) => fs.forEach((f, i) => model.sendFile(f, i === 0 ? caption : null))}
-          onVoice={(f) => model.sendFile(f, null, true)}
+          convId={active.id}
+          draft={texts.current.get(active.id) ?? ''}
+          onDraft={(x) => (x ? texts.current.set(active.id, x) : texts.current.delete(active.id))}
+          files={files[active.id] ?? []}
+          setFiles={setFilesOf(active.id)}
+          onText={(id, x) => model.sendText(id, x)}
+          onFiles={(id, fs, caption) => fs.forEach((f, i) => model.sendFile(id, f, i === 0 ? caption : null))}
+          onVoice={(id, f) => model.sendFile(id, f, null, true)}
         />
       )}
       {dragging && <div class="drop">{t('composer.dropHere')}</div>}
@@ -92,7 +123,7 @@ export function Panel({ model, t, lang }: { model: PanelModel; t: T; lang: Lang 
   );
 }
 
-function Header({ s, t, model, active }: { s: PanelState; t: T; model: PanelModel; active: Conv | null }) {
+function Header({ s, t, model, active, writing }: { s: PanelState; t: T; model: PanelModel; active: Conv | null; writing: number | null }) {
   const [typed, setTyped] = useState('');
   const [bad, setBad] = useState(false);
   const multi = new Set(s.convs.map((c) => c.numberId)).size > 1 || s.numbers.length > 1;
@@ -104,7 +135,7 @@ function Header({ s, t, model, active }: { s: PanelState; t: T; model: PanelMode
     if (!phone) return setBad(true);
     setBad(false);
     setTyped('');
-    void model.openPhone(phone, active?.numberId);
+    void model.openPhone(phone);
   };
   const numberLabel = (n: WaNumber) => `${n.phone ?? `#${n.id}`} · ${t(`state.${n.state}` as 'state.ready')}`;
   return (
@@ -134,12 +165,12 @@ function Header({ s, t, model, active }: { s: PanelState; t: T; model: PanelMode
           </button>
         ))}
       </div>
-      {multi && active && (
+      {s.numbers.length > 1 && (
         <label class="lbl">
           {t('panel.writeFrom')}{' '}
-          <select class="sel" data-testid="number-select" value={String(active.numberId)} onChange={(e) => void model.chooseNumber(Number((e.currentTarget as HTMLSelectElement).value))}>
+          <select class="sel" data-testid="number-select" value={String(writing ?? '')} onChange={(e) => void model.chooseNumber(Number((e.currentTarget as HTMLSelectElement).value))}>
             {s.numbers
-              .filter((n) => n.state !== 'logged_out' || n.id === active.numberId)
+              .filter((n) => n.state !== 'logged_out' || n.id === writing)
               .map((n) => (
                 <option value={String(n.id)}>{numberLabel(n)}</option>
               ))}
@@ -181,8 +212,9 @@ function Banners({ s, t, model, number }: { s: PanelState; t: T; model: PanelMod
   const lic = s.licence;
   let licText: string | null = null;
   let licErr = false;
-  if (s.blocked) [licText, licErr] = [s.blocked, true];
-  else if (lic && !lic.canSend) [licText, licErr] = [lic.notice?.message ?? lic.reason ?? t(lic.status === 'suspended' ? 'banner.licenceSuspended' : 'banner.licenceExpired'), true];
+  // The licence's own texts come in the CRM's language (GET /licence?lang=); a refusal's is ours.
+  if (lic && !lic.canSend) [licText, licErr] = [lic.notice?.message ?? lic.reason ?? t(lic.status === 'suspended' ? 'banner.licenceSuspended' : 'banner.licenceExpired'), true];
+  else if (s.blocked) [licText, licErr] = [s.blocked, true];
   else if (lic?.notice) licText = lic.notice.message;
   else if (lic && lic.daysLeft !== null && lic.daysLeft <= 7) licText = t('banner.licenceExpiring', { days: lic.daysLeft });
   if (licText)

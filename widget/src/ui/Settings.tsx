@@ -5,6 +5,7 @@ import { optional, type Api } from '../api';
 import type { Host } from '../host';
 import type { Lang, T } from '../i18n';
 import { LOCALES } from '../i18n';
+import { settingsBody } from '../logic';
 import { messageOf } from '../panelModel';
 import { Stream } from '../stream';
 import type { CrmOptions, Licence, PortalSettings, WaNumber } from '../types';
@@ -26,13 +27,15 @@ export function Settings({ api, host, t, lang }: { api: Api; host: Host; t: T; l
   const [busy, setBusy] = useState(false);
   const locale = LOCALES[lang];
   const admin = d?.admin ?? host.admin;
+  // The licence's texts in the CRM's language (the live event's are the server's English).
+  const getLicence = () => optional(api.get<Licence>(`/licence?lang=${lang}`)).catch(() => null);
 
   const load = async () => {
     try {
       const [numbers, s, licence] = await Promise.all([
         api.get<{ items: WaNumber[] }>('/numbers'),
         api.get<{ portal: { crm: string }; user: { admin: boolean }; settings: PortalSettings }>('/settings'),
-        optional(api.get<Licence>('/licence')).catch(() => null),
+        getLicence(),
       ]);
       const admin = s.user.admin;
       let options: CrmOptions | null = null;
@@ -47,13 +50,19 @@ export function Settings({ api, host, t, lang }: { api: Api; host: Host; t: T; l
   useEffect(() => {
     void load();
     // Live QR codes and states; the licence too.
+    let licenceSeq = 0;
     const stream = new Stream(
       api,
       (name, data) => {
         if (name === 'number') {
           const n = data as WaNumber;
           setD((old) => (old ? { ...old, numbers: old.numbers.some((x) => x.id === n.id) ? old.numbers.map((x) => (x.id === n.id ? n : x)) : [...old.numbers, n] } : old));
-        } else if (name === 'licence') setD((old) => (old ? { ...old, licence: data as Licence } : old));
+        } else if (name === 'licence') {
+          const seq = ++licenceSeq;
+          void getLicence().then((l) => {
+            if (seq === licenceSeq) setD((old) => (old ? { ...old, licence: l ?? (data as Licence) } : old));
+          });
+        }
         else if (name === 'resync') void load();
       },
       () => {},
@@ -173,11 +182,7 @@ function Options({ api, t, admin, crm, settings, options, onError }: { api: Api;
   const save = async (e: Event) => {
     e.preventDefault();
     try {
-      const body: PortalSettings = { unknownNumber: v.unknownNumber, mirror: v.mirror, alertUserIds: v.alertUserIds };
-      if (v.pipelineId) body.pipelineId = v.pipelineId;
-      if (v.stageId) body.stageId = v.stageId;
-      if (v.responsibleUserId) body.responsibleUserId = v.responsibleUserId;
-      for (const k of Object.keys(body) as (keyof PortalSettings)[]) if (body[k] === undefined) delete body[k];
+      const body = settingsBody(v, crm, users.length > 0);
       const r = await api.put<{ settings: PortalSettings }>('/settings', body);
       setV(r.settings);
       setSaved(true);
