@@ -230,6 +230,35 @@ describe('wwebjs adapter (stand-in Client)', function () {
     expect(engine.stats().reconnects).to.equal(1);
   });
 
+  for (const reason of ['TOS_BLOCK', 'SMB_TOS_BLOCK', 'PROXYBLOCK', 'DEPRECATED_VERSION']) {
+    it(`disconnected(${reason}) ends in failed with the reason, frees the browser slot and does not reconnect`, async () => {
+      const { engine: capped } = standInEngine(world, { config: { DATA_DIR: tempDir(), WA_MAX_SESSIONS: 1, CHROMIUM_PATH: process.execPath } });
+      try {
+        const a = new Recorder();
+        const b = new Recorder();
+        await capped.open(1, a);
+        await waitFor(() => a.last?.state === 'qr', 2000, 'qr');
+        world.scan(1, ME);
+        await waitFor(() => a.last?.state === 'ready', 2000, 'ready');
+        await capped.open(2, b);
+        await waitFor(() => b.last?.reason?.startsWith('queued'), 2000, 'second number queued');
+        const clients = world.clients.filter((c) => c.numberId === 1).length;
+        world.disconnect(1, reason);
+        await waitFor(() => a.last?.state === 'failed', 2000, 'failed');
+        expect(a.last!.reason).to.include(reason);
+        expect(a.seq()).to.deep.equal(['starting', 'qr', 'ready', 'failed']);
+        // The slot went to the waiting number; number 1 is not started again.
+        await waitFor(() => b.last?.state === 'qr', 2000, 'second number started');
+        await new Promise((r) => setTimeout(r, 300)); // several backoffs of the test timing
+        expect(world.clients.filter((c) => c.numberId === 1)).to.have.length(clients);
+        expect(a.last!.state).to.equal('failed');
+        expect(capped.stats().reconnects).to.equal(0);
+      } finally {
+        await capped.shutdown();
+      }
+    });
+  }
+
   it('WhatsApp Web unreachable: offline with the reason, retried with growing delays, never a tight loop', async () => {
     world.unreachable.add(1);
     const rec = new Recorder();

@@ -62,6 +62,18 @@ export interface SessionDeps {
 /** How long a send with an unknown outcome shadows matching own messages. */
 const UNCERTAIN_MS = 10 * 60_000;
 
+/**
+ * Disconnect reasons that a reconnect cannot fix (shared reference §2.2): the session ends in
+ * `failed` with this text and its browser slot is freed. The login is kept: an admin's restart
+ * (or the next server start) tries once more.
+ */
+export const TERMINAL_DISCONNECTS: Record<string, string> = {
+  TOS_BLOCK: 'WhatsApp banned this number for breaking its Terms of Service (TOS_BLOCK); not reconnecting',
+  SMB_TOS_BLOCK: 'WhatsApp banned this WhatsApp Business number for breaking its Terms of Service (SMB_TOS_BLOCK); not reconnecting',
+  PROXYBLOCK: "WhatsApp refuses connections from this server's IP address or proxy (PROXYBLOCK); not reconnecting",
+  DEPRECATED_VERSION: 'WhatsApp Web rejected this whatsapp-web.js version as outdated (DEPRECATED_VERSION): upgrade it; not reconnecting',
+};
+
 export const QR_EXPIRED_REASON = 'QR code not scanned for 3 minutes: the browser was stopped; restart the number for a new QR';
 export const NOT_READY = 'WhatsApp session is not ready';
 
@@ -279,6 +291,11 @@ export class WwebjsSession implements WhatsAppSession {
       void this.loggedOut(gen, reason);
       return;
     }
+    const terminal = TERMINAL_DISCONNECTS[reason];
+    if (terminal) {
+      void this.stop(gen, terminal);
+      return;
+    }
     this.lost(gen, `disconnected: ${reason}`);
   }
 
@@ -302,13 +319,20 @@ export class WwebjsSession implements WhatsAppSession {
   }
 
   private async qrExpired(gen: number): Promise<void> {
-    if (gen !== this.generation || this.closed || this.phase !== 'qr') return;
-    this.generation++;
+    if (this.phase !== 'qr') return;
+    await this.stop(gen, QR_EXPIRED_REASON);
+  }
+
+  /** Ends in `failed` with the reason: the browser stops, the slot is freed, nothing reconnects. */
+  private async stop(gen: number, reason: string): Promise<void> {
+    if (gen !== this.generation || this.closed || this.phase === 'stopped') return;
+    this.generation++; // late events of this Client (its own destroy, a browser exit) are ignored
     this.phase = 'stopped';
     this.clearAllTimers();
+    this.d.log.warn({ numberId: this.d.numberId, reason }, 'WhatsApp session stopped');
     await this.teardown();
     this.d.slots.release(this);
-    this.report('failed', { reason: QR_EXPIRED_REASON });
+    this.report('failed', { reason });
   }
 
   /** The phone unlinked us: the login is dropped (the profile deleted) and nothing reconnects. */
