@@ -74,7 +74,7 @@ export function createBitrix24(deps: {
     }),
     apiRoutes: bitrix24ApiRoutes(store, adapter, deps.db),
     jobs: {
-      [JOB_BITRIX24_PURGE]: purgeJob(store, deps.clock, log),
+      [JOB_BITRIX24_PURGE]: purgeJob(store, deps.db.repos.audit, deps.clock, log),
       [JOB_BITRIX24_BIND]: bindJob(api, log),
       [JOB_BITRIX24_MARKET]: marketJob({
         api,

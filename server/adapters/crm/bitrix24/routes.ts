@@ -2,9 +2,9 @@ import path from 'node:path';
 import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
 import { AppError } from '../../../domain/errors';
-import type { JobHandler } from '../../../domain/jobs';
+import { DeferJobError, type JobHandler } from '../../../domain/jobs';
 import { KeyedMutex } from '../../../domain/mutex';
-import type { Clock, Database } from '../../../domain/ports';
+import type { AuditRepo, Clock, Database } from '../../../domain/ports';
 import type { SessionManager } from '../../../domain/sessions';
 import { route, type RouteDef } from '../../../http/api';
 import type { TokenService } from '../../../http/tokens';
@@ -384,8 +384,9 @@ async function onUninstall(d: Bitrix24RouteDeps, member: string, clean: boolean)
   for (const n of await d.db.repos.numbers.list(p.portalId)) {
     if (n.state !== 'logged_out') await d.sessions.logout(admin, n.id).catch((err) => d.log.warn({ err, numberId: n.id }, 'logout on uninstall failed'));
   }
-  await d.db.repos.jobs.enqueue({ kind: JOB_BITRIX24_PURGE, portalId: p.portalId, payload: { memberId: member }, runAt: p.deleteAfter!, dedupeKey: `bitrix24.purge:${p.portalId}:${p.deleteAfter}` });
+  // Audited before the purge is queued: with CLEAN=1 it runs at once, and the erasure comes last.
   await d.db.repos.audit.append({ portalId: p.portalId, actor: 'bitrix24', action: 'bitrix24.uninstalled', details: { memberId: member, clean, deleteAfter: p.deleteAfter } });
+  await d.db.repos.jobs.enqueue({ kind: JOB_BITRIX24_PURGE, portalId: p.portalId, payload: { memberId: member }, runAt: p.deleteAfter!, dedupeKey: `bitrix24.purge:${p.portalId}:${p.deleteAfter}` });
   d.log.info({ portalId: p.portalId, memberId: member, clean }, 'Bitrix24 app uninstalled; data scheduled for deletion');
 }
 
@@ -435,13 +436,16 @@ export function bitrix24ApiRoutes(store: Bitrix24Store, adapter: Bitrix24Adapter
 }
 
 /** After an uninstall (30 days, or at once with CLEAN=1), erase the portal unless it was reinstalled. */
-export function purgeJob(store: Bitrix24Store, clock: Clock, log: Logger): JobHandler {
+export function purgeJob(store: Bitrix24Store, audit: AuditRepo, clock: Clock, log: Logger): JobHandler {
   return {
     run: async (job) => {
       const p = await store.byMember(String(job.payload.memberId));
       if (!p || p.state !== 'uninstalled' || p.deleteAfter === null) return; // reinstalled meanwhile
-      if (p.deleteAfter > clock.now()) throw new Error('not due yet');
-      await store.purgePortal(p.portalId);
+      // Early (a second uninstall moved the date on): wait for the date, without using up attempts.
+      if (p.deleteAfter > clock.now()) throw new DeferJobError('not due yet', p.deleteAfter);
+      await store.purgePortal(p.portalId, job.id);
+      // The audit log outlives the portal (append-only): its last entry says the data is gone.
+      await audit.append({ portalId: p.portalId, actor: 'bitrix24', action: 'bitrix24.purged', details: { memberId: p.memberId, uninstalledAt: p.disabledAt } });
       log.info({ portalId: p.portalId, memberId: p.memberId }, 'Bitrix24 portal data erased after uninstall');
     },
   };

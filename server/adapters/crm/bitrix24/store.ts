@@ -176,8 +176,23 @@ export class Bitrix24Store {
     return this.byMember(memberId);
   }
 
-  async purgePortal(portalId: number): Promise<void> {
-    await this.knex('portals').where({ id: portalId }).delete();
+  /**
+   * Erases a portal. Deleting its `portals` row takes every table keyed to it along (ON DELETE
+   * CASCADE: numbers, contacts, conversations, messages, users, licence, our Bitrix24 rows). Its
+   * `jobs` only name it (no foreign key) and would outlive it (the daily Market check, pending
+   * mirrors), so they go too, except the job doing the erasing (the runner removes it when it
+   * completes). `audit_log` stays: it is append-only by design (migration 005 enforces it).
+   */
+  async purgePortal(portalId: number, runningJobId?: number): Promise<void> {
+    await this.knex.transaction(async (trx) => {
+      await trx('portals').where({ id: portalId }).delete();
+      await trx('jobs')
+        .where({ portal_id: portalId })
+        .modify((q) => {
+          if (runningJobId !== undefined) q.whereNot({ id: runningJobId });
+        })
+        .delete();
+    });
   }
 
   /** Users seen through a verified frame token; admins among them get "number dropped" alerts. */
