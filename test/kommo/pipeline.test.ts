@@ -138,6 +138,9 @@ for (const database of testDatabases()) {
       w.fake.outage(5 * 60_000, { hold: true });
       const sent = await outageBurst(w.srv.url, num.phone);
       expect(w.fake.down, 'all 300 sent while Kommo was down').to.equal(true);
+      // Down until the jobs have really met the outage: on a loaded machine they may not have
+      // reached Kommo yet, and the few (simulated) minutes left after release could pass unseen.
+      await waitFor(() => w.fake.stats.outageAnswers > 20, 30_000, 'retries refused during the outage');
       w.fake.release();
       await waitFor(() => !w.fake.down, 10_000, 'outage over');
       await waitFor(() => w.acc.notes.filter((n) => String(n.params.text).includes('outage msg')).length >= 600, 60_000, '600 notes');
