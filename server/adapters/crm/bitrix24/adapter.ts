@@ -8,6 +8,7 @@ import type { Portal } from '../../../domain/types';
 import type { Logger } from '../../../logger';
 import { Bitrix24Rejected, Bitrix24Unavailable, type Bitrix24Api } from './client';
 import type { B24PhoneLink, Bitrix24Store } from './store';
+import { TtlCache } from './ttlCache';
 
 // ---------------------------------------------------------------- REST payloads (parsed, never trusted)
 
@@ -20,6 +21,8 @@ const idList = z.array(z.object({ ID: id }).loose());
 const duplicates = z.union([z.array(z.unknown()), z.object({ CONTACT: z.array(id).optional() }).loose()]);
 const newId = id;
 const comments = z.array(z.object({ ID: id, COMMENT: z.string().nullable().optional() }).loose());
+/** A deal's or lead's stage semantics: CLOSED (deals), STATUS_SEMANTIC_ID P in progress / S won / F lost (leads). */
+const stageOf = z.object({ ID: id, CLOSED: z.string().nullable().optional(), STATUS_SEMANTIC_ID: z.string().nullable().optional() }).loose();
 const categories = z.object({ categories: z.array(z.object({ id, name: z.string(), isDefault: z.union([z.string(), z.boolean()]).optional() }).loose()) }).loose();
 const statuses = z.array(z.object({ STATUS_ID: z.string(), NAME: z.string(), SEMANTICS: z.string().nullable().optional(), SORT: z.union([z.string(), z.number()]).optional() }).loose());
 const users = z.array(z.object({ ID: id, NAME: z.string().nullable().optional(), LAST_NAME: z.string().nullable().optional(), EMAIL: z.string().nullable().optional(), ACTIVE: z.union([z.boolean(), z.string()]).optional() }).loose());
@@ -62,6 +65,14 @@ export interface Bitrix24AdapterDeps {
 
 /** A claim on a phone whose holder went quiet this long is taken over by another process. */
 const CLAIM_STALE_MS = 2 * 60_000;
+/**
+ * How long "this deal is open" / "this is the contact's open deal" is believed. Managers close
+ * deals and open new ones in Bitrix24 without telling us; a minute bounds how many messages still
+ * go to a deal closed meanwhile, at one read per deal per minute.
+ */
+const OPEN_TTL_MS = 60_000;
+
+type Ref = { type: 'deal' | 'lead'; id: string };
 
 /**
  * The CRM port for Bitrix24. A WhatsApp phone maps to one contact (found by
@@ -72,9 +83,15 @@ const CLAIM_STALE_MS = 2 * 60_000;
  */
 export class Bitrix24Adapter implements CrmAdapter {
   private readonly phoneLock = new KeyedMutex();
-  private readonly openEntity = new Map<string, { ref: { type: 'deal' | 'lead'; id: string } | null; at: number }>();
+  /** portal:kind:contact → the contact's newest open deal (lead), or null for none. */
+  private readonly openEntity: TtlCache<Ref | null>;
+  /** portal:kind:id → whether that deal (lead) is still open. */
+  private readonly stillOpenCache: TtlCache<boolean>;
 
-  constructor(private readonly d: Bitrix24AdapterDeps) {}
+  constructor(private readonly d: Bitrix24AdapterDeps) {
+    this.openEntity = new TtlCache(d.clock, OPEN_TTL_MS);
+    this.stillOpenCache = new TtlCache(d.clock, OPEN_TTL_MS);
+  }
 
   private now(): number {
     return this.d.clock.now();
@@ -127,17 +144,50 @@ export class Bitrix24Adapter implements CrmAdapter {
     return ids.sort((a, b) => Number(a) - Number(b))[0] ?? null;
   }
 
-  /** The contact's open deal (or lead in lead mode), newest first; cached a few minutes. */
-  private async openEntityOf(portal: Portal, contactId: string, fresh = false): Promise<{ type: 'deal' | 'lead'; id: string } | null> {
+  /** The contact's open deal (or lead in lead mode), newest first; cached a minute. */
+  private async openEntityOf(portal: Portal, contactId: string, fresh = false): Promise<Ref | null> {
     const kind: 'deal' | 'lead' = portal.settings.createAs === 'lead' ? 'lead' : 'deal';
     const key = `${portal.id}:${kind}:${contactId}`;
-    const hit = this.openEntity.get(key);
-    if (!fresh && hit && this.now() - hit.at < 5 * 60_000) return hit.ref;
+    const hit = fresh ? undefined : this.openEntity.get(key);
+    if (hit !== undefined) return hit;
     const filter = kind === 'deal' ? { CONTACT_ID: contactId, CLOSED: 'N' } : { CONTACT_ID: contactId, STATUS_SEMANTIC_ID: 'P' };
     const list = parse(idList, await this.d.api.call(portal.id, `crm.${kind}.list`, { filter, order: { ID: 'DESC' }, select: ['ID'] }), `${kind} list`);
     const ref = list[0] ? { type: kind, id: list[0].ID } : null;
-    this.openEntity.set(key, { ref, at: this.now() });
+    this.openEntity.set(key, ref);
+    if (ref) this.stillOpenCache.set(`${portal.id}:${ref.type}:${ref.id}`, true); // the list just said so
     return ref;
+  }
+
+  /** Whether a deal (lead) is still open; a deleted one counts as closed. Cached a minute. */
+  private async stillOpen(portalId: number, ref: Ref): Promise<boolean> {
+    const key = `${portalId}:${ref.type}:${ref.id}`;
+    const hit = this.stillOpenCache.get(key);
+    if (hit !== undefined) return hit;
+    let open: boolean;
+    try {
+      const item = parse(stageOf, await this.d.api.call(portalId, `crm.${ref.type}.get`, { id: ref.id }), ref.type);
+      // A lead without STATUS_SEMANTIC_ID (old portals) is taken as open: better a comment too many than none.
+      open = ref.type === 'deal' ? item.CLOSED !== 'Y' : (item.STATUS_SEMANTIC_ID ?? 'P') === 'P';
+    } catch (err) {
+      if (!(err instanceof Bitrix24Rejected) || err.code === 'BAD_PAYLOAD') throw err;
+      open = false; // "Not found": deleted
+    }
+    this.stillOpenCache.set(key, open);
+    return open;
+  }
+
+  /**
+   * The deal (lead) a contact's messages go to now: the one we created for the phone while it is
+   * open, else the contact's newest open one (a manager may have closed ours and opened another),
+   * else none: the contact's timeline alone.
+   */
+  private async currentEntity(portal: Portal, contactId: string, link: B24PhoneLink | null): Promise<Ref | null> {
+    const ours = link?.entityId && link.entityType ? { type: link.entityType, id: link.entityId } : null;
+    if (ours && (await this.stillOpen(portal.id, ours))) return ours;
+    const listed = await this.openEntityOf(portal, contactId);
+    // The list is cached too: ask again if what it remembers has closed since.
+    if (listed && !(await this.stillOpen(portal.id, listed))) return this.openEntityOf(portal, contactId, true);
+    return listed;
   }
 
   async findOrCreateByPhone(portal: Portal, phone: string, name: string | null): Promise<EntityRef | null> {
@@ -219,13 +269,14 @@ export class Bitrix24Adapter implements CrmAdapter {
     }
     const type = s.createAs === 'lead' ? 'lead' : 'deal';
     await this.d.store.saveEntity(portal.id, phone, type, made);
-    this.openEntity.set(`${portal.id}:${type}:${contactId}`, { ref: { type, id: made }, at: this.now() });
+    this.openEntity.set(`${portal.id}:${type}:${contactId}`, { type, id: made });
+    this.stillOpenCache.set(`${portal.id}:${type}:${made}`, true);
     this.d.log.info({ portalId: portal.id, contactId, [`${type}Id`]: made }, `Bitrix24 ${type} created for a new WhatsApp phone`);
   }
 
   // ---------------------------------------------------------------- timeline
 
-  /** Where a message's comments go: the contact and its open deal (or the record a manager linked). */
+  /** Where a message's comments go: the contact and its current open deal (or the record a manager linked). */
   private async targets(portal: Portal, entity: EntityRef | null, phone: string | null): Promise<Array<{ type: Kind; id: string }>> {
     if (entity && isKind(entity.type) && entity.type !== 'contact') return [{ type: entity.type, id: entity.id }];
     let link: B24PhoneLink | null = null;
@@ -236,7 +287,7 @@ export class Bitrix24Adapter implements CrmAdapter {
       contactId = link?.contactId ?? null;
     }
     if (!contactId) return [];
-    const open = link?.entityId && link.entityType ? { type: link.entityType, id: link.entityId } : await this.openEntityOf(portal, contactId);
+    const open = await this.currentEntity(portal, contactId, link);
     return [{ type: 'contact', id: contactId }, ...(open ? [open] : [])];
   }
 
@@ -283,14 +334,14 @@ export class Bitrix24Adapter implements CrmAdapter {
     return (await this.getItem(portalId, entity.type, entity.id))?.ASSIGNED_BY_ID ?? null;
   }
 
-  /** The card an alert opens: the contact's deal when there is one, else the item itself. */
+  /** The card an alert opens: the contact's current open deal when there is one, else the item itself. */
   private async cardLink(portal: Portal, entity: EntityRef): Promise<string | null> {
     const p = await this.d.store.byPortal(portal.id);
     if (!p || !isKind(entity.type)) return null;
     let target: { type: string; id: string } = entity;
     if (entity.type === 'contact') {
-      const link = await this.d.store.linkOfContact(portal.id, entity.id);
-      if (link?.entityId && link.entityType) target = { type: link.entityType, id: link.entityId };
+      const open = await this.currentEntity(portal, entity.id, await this.d.store.linkOfContact(portal.id, entity.id));
+      if (open) target = open;
     }
     return `https://${p.domain}/crm/${target.type}/details/${target.id}/`;
   }
