@@ -59,6 +59,8 @@ export class StandInWorld {
   deliverAfterMs = 5;
   /** How long sendMessage takes to resolve (the page's round trip). */
   sendDelayMs = 0;
+  /** numberId → WhatsApp Web does not come up after a navigation: the library's inject() throws 'auth timeout'. */
+  readonly injectFails = new Set<number>();
   /** Phones whose chat WhatsApp Web addresses by hidden id: own messages carry `to` = the lid. */
   readonly lidChats = new Set<string>();
 
@@ -256,6 +258,14 @@ export class StandInWorld {
     }
   }
 
+  /**
+   * The WhatsApp Web page navigates (WhatsApp reloads itself): the injection is gone, and the
+   * library's `framenavigated` listener runs inject() again without anyone awaiting it.
+   */
+  navigate(numberId: number): void {
+    this.live(numberId)?.pupPage.emit('framenavigated', { url: () => 'https://web.whatsapp.com/' });
+  }
+
   /** The non-logout disconnect sequence of the library (CONFLICT, TOS_BLOCK, …). */
   disconnect(numberId: number, reason: string): void {
     this.setState(numberId, reason);
@@ -293,7 +303,15 @@ export class StandInClient extends EventEmitter implements WaClient {
   info: { wid?: { _serialized: string; user: string; server: string } } | null = null;
   /** WhatsApp Web's socket state, as getState() reads it. */
   waState: string | null = null;
-  readonly pupPage = new EventEmitter();
+  /** Whether window.WWebJS is in the page (the library's injection). */
+  injected = false;
+  readonly pupPage = Object.assign(new EventEmitter(), {
+    // The engine's health probe asks whether the injection is there; that is all it evaluates.
+    evaluate: async (_expr: unknown): Promise<unknown> => {
+      if (!this.alive) throw new Error('Protocol error (Runtime.callFunctionOn): Session closed. Most likely the page has been closed.');
+      return this.injected;
+    },
+  });
   readonly calls = { getNumberId: 0, sendMessage: 0 };
   private qrCount = 0;
   private initialised = false;
@@ -320,6 +338,12 @@ export class StandInClient extends EventEmitter implements WaClient {
     if (this.destroyed) throw new Error('Protocol error: Target closed');
     if (this.world.unreachable.has(this.numberId)) throw new Error('net::ERR_NAME_NOT_RESOLVED at https://web.whatsapp.com/');
     this.alive = true;
+    this.injected = true;
+    // Client.initialize: `this.pupPage.on('framenavigated', async () => { …; await this.inject(); })`
+    this.pupPage.on('framenavigated', async () => {
+      this.injected = false;
+      await this.inject();
+    });
     const phone = this.world.links.get(this.numberId);
     if (phone && fs.existsSync(this.loginFile)) {
       this.becomeReady(phone);
@@ -351,6 +375,15 @@ export class StandInClient extends EventEmitter implements WaClient {
     this.emit('ready');
   }
 
+  /** Client.inject after a navigation: throws the library's 'auth timeout' string when WhatsApp Web does not load. */
+  private async inject(): Promise<void> {
+    await new Promise((r) => setTimeout(r, 5));
+    if (this.world.injectFails.has(this.numberId)) throw 'auth timeout';
+    this.injected = true;
+    this.emit('authenticated');
+    this.emit('ready');
+  }
+
   crashPage(): void {
     if (!this.alive) return;
     this.isReady = false;
@@ -375,13 +408,16 @@ export class StandInClient extends EventEmitter implements WaClient {
     return this.waState;
   }
 
-  private requireReady(): void {
+  private requireReady(reading = 'getChat'): void {
     if (!this.isReady) throw new Error('Execution context was destroyed, most likely because of a navigation');
+    // What page.evaluate rejects with when window.WWebJS is gone.
+    if (!this.injected) throw new Error(`Evaluation failed: TypeError: Cannot read properties of undefined (reading '${reading}')`);
   }
 
   async getNumberId(number: string): Promise<{ _serialized: string; user: string; server: string } | null> {
     this.calls.getNumberId++;
-    this.requireReady();
+    // window.require('WAWebQueryExistsJob'): works without the injection.
+    if (!this.isReady) throw new Error('Execution context was destroyed, most likely because of a navigation');
     const phone = '+' + number.replace(/@c\.us$/, '');
     if (this.world.registered.get(phone) === false) return null;
     return { _serialized: `${digits(phone)}@c.us`, user: digits(phone), server: 'c.us' };
@@ -451,7 +487,7 @@ export class StandInClient extends EventEmitter implements WaClient {
   }
 
   async sendSeen(_chatId: string): Promise<boolean> {
-    this.requireReady();
+    this.requireReady('sendSeen');
     return true;
   }
 
@@ -467,8 +503,9 @@ export function standInEngine(world: StandInWorld, over: Partial<ConstructorPara
     config: { DATA_DIR: dataDir, WA_MAX_SESSIONS: 50, CHROMIUM_PATH: process.execPath, mediaMaxBytes: 1024 * 1024 },
     createClient: world.factory,
     browserMode: 'client',
-    timing: { backoffBaseMs: 20, backoffMaxMs: 200, ownEchoHoldMs: 30, startingTimeoutMs: 5_000, qrTimeoutMs: 60_000, healthIntervalMs: 60_000, closeTimeoutMs: 1000 },
     ...over,
+    // Test timing; what a test passes is merged in, not swapped for the production defaults.
+    timing: { backoffBaseMs: 20, backoffMaxMs: 200, ownEchoHoldMs: 30, startingTimeoutMs: 5_000, qrTimeoutMs: 60_000, healthIntervalMs: 60_000, closeTimeoutMs: 1000, ...over.timing },
   });
   const profileOf = (id: number) => path.join(dataDir, 'wwebjs', `session-number-${id}`);
   return { engine, dataDir, profileOf };

@@ -259,6 +259,92 @@ describe('wwebjs adapter (stand-in Client)', function () {
     });
   }
 
+  it('change_state TIMEOUT while ready: offline at once, back to ready on CONNECTED with the same Client', async () => {
+    const { rec } = await ready();
+    const clients = world.clients.length;
+    world.setState(1, 'TIMEOUT');
+    await waitFor(() => rec.last?.state === 'offline', 2000, 'offline');
+    expect(rec.last!.reason).to.match(/TIMEOUT/);
+    world.setState(1, 'CONNECTED');
+    await waitFor(() => rec.last?.state === 'ready', 2000, 'ready again');
+    expect(rec.last!.phone).to.equal(ME);
+    expect(rec.seq()).to.deep.equal(['starting', 'qr', 'ready', 'offline', 'ready']);
+    expect(world.clients.length).to.equal(clients);
+    expect(engine.stats().reconnects).to.equal(0);
+  });
+
+  it('change_state TIMEOUT or OPENING that does not come back within the grace period: a fresh Client', async () => {
+    const { engine: graced } = standInEngine(world, { timing: { stateGraceMs: 100 } });
+    try {
+      for (const [id, state] of [[1, 'TIMEOUT'], [2, 'OPENING']] as const) {
+        const rec = new Recorder();
+        await graced.open(id, rec);
+        await waitFor(() => rec.last?.state === 'qr', 2000, 'qr');
+        world.scan(id, ME);
+        await waitFor(() => rec.last?.state === 'ready', 2000, 'ready');
+        const first = world.live(id)!;
+        world.setState(id, state);
+        await waitFor(() => rec.states.filter((s) => s.state === 'ready').length === 2, 3000, 'ready on a fresh Client');
+        expect(world.live(id)).to.not.equal(first);
+        expect(first.alive).to.equal(false);
+        expect(rec.states.filter((s) => s.state === 'qr')).to.have.length(1);
+        expect(rec.states.some((s) => s.state === 'offline' && new RegExp(state).test(s.reason ?? ''))).to.equal(true);
+      }
+      expect(graced.stats().reconnects).to.equal(2);
+    } finally {
+      await graced.shutdown();
+    }
+  });
+
+  it('the health probe wants getState() CONNECTED and the injection present', async () => {
+    const { engine: probed } = standInEngine(world, { timing: { healthIntervalMs: 40, stateGraceMs: 150 } });
+    try {
+      const rec = new Recorder();
+      await probed.open(1, rec);
+      await waitFor(() => rec.last?.state === 'qr', 2000, 'qr');
+      world.scan(1, ME);
+      await waitFor(() => rec.last?.state === 'ready', 2000, 'ready');
+      // The page answers but window.WWebJS is gone: every API call would fail.
+      const first = world.live(1)!;
+      first.injected = false;
+      await waitFor(() => world.live(1) && world.live(1) !== first && rec.last?.state === 'ready', 3000, 'fresh Client');
+      expect(rec.states.find((s) => s.state === 'offline')!.reason).to.match(/WWebJS/);
+      // getState() answers, but not CONNECTED (no change_state seen): offline, then a fresh Client.
+      const second = world.live(1)!;
+      second.waState = 'OPENING';
+      await waitFor(() => rec.last?.state === 'offline', 2000, 'offline on probe');
+      await waitFor(() => world.live(1) !== second && rec.last?.state === 'ready', 3000, 'fresh Client again');
+      // Anything else than CONNECTED, TIMEOUT or OPENING: reconnected at once.
+      const third = world.live(1)!;
+      third.waState = null;
+      await waitFor(() => world.live(1) !== third && rec.last?.state === 'ready', 3000, 'third Client');
+      expect(probed.stats().reconnects).to.equal(3);
+    } finally {
+      await probed.shutdown();
+    }
+  });
+
+  it("the library's unawaited inject() rejects after a navigation: the guard keeps the server up and the session is recovered", async () => {
+    const { rec } = await ready();
+    const first = world.live(1)!;
+    world.injectFails.add(1);
+    world.navigate(1); // rejects 'auth timeout' with nobody awaiting it
+    await waitFor(() => rec.states.some((s) => s.state === 'offline'), 3000, 'offline');
+    world.injectFails.delete(1);
+    await waitFor(() => world.live(1) !== first && rec.last?.state === 'ready', 3000, 'fresh Client');
+    expect(first.alive).to.equal(false);
+  });
+
+  it('a send that fails because window.WWebJS is gone reconnects the session', async () => {
+    const { rec, session } = await ready();
+    const first = world.live(1)!;
+    first.injected = false;
+    const err = await session.send({ chatId: '15550002000@c.us', type: 'text', text: 'x', media: null }).catch((e: Error) => e);
+    expect((err as Error).message).to.match(/reading 'getChat'/);
+    await waitFor(() => world.live(1) !== first && rec.last?.state === 'ready', 3000, 'fresh Client');
+    expect(rec.states.some((s) => s.state === 'offline')).to.equal(true);
+  });
+
   it('WhatsApp Web unreachable: offline with the reason, retried with growing delays, never a tight loop', async () => {
     world.unreachable.add(1);
     const rec = new Recorder();

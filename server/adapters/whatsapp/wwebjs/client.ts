@@ -79,7 +79,8 @@ export interface WaClient {
   destroy(): Promise<void>;
   logout(): Promise<void>;
   info?: { wid?: WaId; pushname?: string } | null;
-  pupPage?: Emitter | null;
+  /** The WhatsApp Web tab (a puppeteer Page); `evaluate` is used by the health probe only. */
+  pupPage?: (Emitter & { evaluate?(expression: string): Promise<unknown> }) | null;
   /** Set when the Client launched Chromium itself. */
   pupBrowser?: { process?(): { pid?: number } | null } | null;
   getState?(): Promise<string | null>;

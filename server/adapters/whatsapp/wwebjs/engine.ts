@@ -128,6 +128,9 @@ export class WwebjsEngine implements WhatsAppEngine {
    * whatsapp-web.js runs some page calls without awaiting them (the destroy after a disconnect,
    * the re-injection after a navigation); when the page is gone they reject with nobody listening,
    * which would kill the whole server. Those are logged; anything else keeps Node's behaviour.
+   * Such a rejection cannot be traced to its Client, and a failed re-injection leaves a page that
+   * answers but cannot do anything: every ready session is probed at once (session.probe: socket
+   * CONNECTED and window.WWebJS present), and the broken one is reconnected.
    */
   private guardRejections(): void {
     if (this.guarding) return;
@@ -137,10 +140,24 @@ export class WwebjsEngine implements WhatsAppEngine {
 
   private readonly onUnhandled = (reason: unknown): void => {
     const stack = reason instanceof Error ? reason.stack ?? '' : '';
-    if (isPageGone(reason) || /whatsapp-web\.js|puppeteer/.test(stack) || reason === 'auth timeout') {
-      this.log.warn({ err: reason }, 'unhandled whatsapp-web.js rejection (browser page gone); sessions recover on their own');
+    // The library throws bare strings from inject() and its ready wait.
+    if (isPageGone(reason) || /whatsapp-web\.js|puppeteer/.test(stack) || reason === 'auth timeout' || reason === 'ready timeout') {
+      this.log.warn({ err: reason }, 'unhandled whatsapp-web.js rejection (a page call failed); probing the ready sessions');
+      this.probeAllSoon();
       return;
     }
     throw reason;
   };
+
+  private probing: NodeJS.Timeout | null = null;
+
+  /** One probe round for a burst of rejections (a dying page rejects several calls at once). */
+  private probeAllSoon(): void {
+    if (this.probing) return;
+    this.probing = setTimeout(() => {
+      this.probing = null;
+      for (const s of this.sessions.values()) s.checkNow();
+    }, 50);
+    this.probing.unref();
+  }
 }

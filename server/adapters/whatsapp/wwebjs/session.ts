@@ -21,6 +21,11 @@ export interface Timing {
   sendTimeoutMs: number;
   /** Ready sessions are probed this often; a page that does not answer is reconnected. */
   healthIntervalMs: number;
+  /**
+   * A ready session whose WhatsApp Web socket goes to TIMEOUT or OPENING is reported `offline` and
+   * given this long to come back (CONNECTED) before it is reconnected with a fresh Client.
+   */
+  stateGraceMs: number;
   closeTimeoutMs: number;
 }
 
@@ -32,6 +37,7 @@ export const DEFAULT_TIMING: Timing = {
   ownEchoHoldMs: 2_000,
   sendTimeoutMs: 60_000,
   healthIntervalMs: 60_000,
+  stateGraceMs: 60_000,
   closeTimeoutMs: 10_000,
 };
 
@@ -77,13 +83,30 @@ export const TERMINAL_DISCONNECTS: Record<string, string> = {
 export const QR_EXPIRED_REASON = 'QR code not scanned for 3 minutes: the browser was stopped; restart the number for a new QR';
 export const NOT_READY = 'WhatsApp session is not ready';
 
-/** Errors that mean the page or browser under the Client is gone: the session must be recreated. */
+/**
+ * Errors that mean the page or browser under the Client is gone or no longer works: the session
+ * must be recreated. Besides a closed page or browser: a page call that timed out (ours, or
+ * puppeteer's protocolTimeout), and a page whose whatsapp-web.js injection is missing
+ * (`window.WWebJS` undefined after a navigation whose re-injection failed).
+ */
 export function isPageGone(err: unknown): boolean {
   const m = err instanceof Error ? err.message : String(err);
-  return /Execution context was destroyed|Target closed|Session closed|Protocol error|detached Frame|Navigating frame was detached|browser has disconnected|Connection closed|page has been closed/i.test(
-    m,
+  return (
+    /Execution context was destroyed|Target closed|Session closed|Protocol error|detached Frame|Navigating frame was detached|browser has disconnected|Connection closed|page has been closed|timed out/i.test(
+      m,
+    ) || WWEBJS_MISSING.test(m)
   );
 }
+
+/** How page.evaluate fails when window.WWebJS is not there. */
+const WWEBJS_MISSING =
+  /WWebJS is (not defined|undefined)|Cannot read properties of undefined \(reading '(getChat|sendMessage|sendSeen|getMessageModel|getChatModel|getChats|getContactModel|enforceLidAndPnRetrieval|arrayBufferToBase64Async)'\)/;
+
+/** Asked of the page by the health probe: is the whatsapp-web.js injection there? */
+const INJECTED = "typeof window.WWebJS === 'object' && window.WWebJS !== null && typeof window.WWebJS.sendMessage === 'function'";
+
+/** WhatsApp Web socket states a ready session waits out (the library keeps the Client; no `disconnected`). */
+const TRANSIENT_STATES = new Set(['TIMEOUT', 'OPENING']);
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout;
@@ -133,6 +156,9 @@ export class WwebjsSession implements WhatsAppSession {
   private qrTimer: NodeJS.Timeout | null = null;
   private startTimer: NodeJS.Timeout | null = null;
   private healthTimer: NodeJS.Timeout | null = null;
+  private graceTimer: NodeJS.Timeout | null = null;
+  /** The socket state (TIMEOUT, OPENING) a ready session is waiting out; null when CONNECTED. */
+  private degraded: string | null = null;
   /** Ids this engine sent, with what reconciliation needs. */
   private readonly sent = new RecentIds<SentRecord>(5000);
   private readonly seen = new RecentIds(5000);
@@ -181,6 +207,7 @@ export class WwebjsSession implements WhatsAppSession {
     if (this.closed) return;
     const gen = ++this.generation;
     this.phase = 'starting';
+    this.degraded = null;
     if (this.attempts > 0) this.report('starting', { reason: `reconnecting (attempt ${this.attempts + 1})` });
     const gated = await this.d.launchGate.acquire(this);
     if (!gated || gen !== this.generation || this.closed) {
@@ -253,7 +280,7 @@ export class WwebjsSession implements WhatsAppSession {
       const id = revoked?.id._serialized ?? msg.id._serialized;
       void this.d.listener.onRevoked?.(id).catch((err) => this.d.log.warn({ err, numberId: this.d.numberId }, 'revoke not recorded'));
     });
-    client.on('change_state', (state: string) => cur() && this.d.log.info({ numberId: this.d.numberId, state }, 'WhatsApp Web state'));
+    client.on('change_state', (state: string) => cur() && this.onWaState(gen, String(state)));
   }
 
   private onQr(gen: number, qr: string): void {
@@ -278,12 +305,52 @@ export class WwebjsSession implements WhatsAppSession {
     this.clearQrTimer();
     this.clearStartWatchdog();
     this.attempts = 0;
-    if (this.phase === 'ready') return; // ready fires again on re-sync: nothing new
+    if (this.phase === 'ready') {
+      // ready fires again on re-sync and after a re-injection: nothing new, unless we were
+      // waiting for the connection to come back.
+      this.recovered();
+      return;
+    }
     this.phase = 'ready';
+    this.report('ready', this.readyDetail());
+    this.startHealthChecks(gen);
+  }
+
+  private readyDetail(): { phone: string } | undefined {
     const wid = this.client?.info?.wid;
     const phone = wid ? phoneOfWid(wid._serialized) ?? (wid.user ? `+${wid.user}` : undefined) : undefined;
-    this.report('ready', phone ? { phone } : undefined);
-    this.startHealthChecks(gen);
+    return phone ? { phone } : undefined;
+  }
+
+  /**
+   * WhatsApp Web's socket state. The library treats TIMEOUT and OPENING as accepted (it keeps the
+   * Client and never emits `disconnected`): a ready session reports `offline` and gets
+   * `stateGraceMs` to reach CONNECTED again before it is reconnected. Other states end in
+   * `disconnected`, handled there. While starting, the start watchdog covers them.
+   */
+  private onWaState(gen: number, state: string): void {
+    this.d.log.info({ numberId: this.d.numberId, state }, 'WhatsApp Web state');
+    if (gen !== this.generation || this.phase !== 'ready') return;
+    if (state === 'CONNECTED') this.recovered();
+    else if (TRANSIENT_STATES.has(state)) this.degrade(gen, state);
+  }
+
+  private degrade(gen: number, state: string): void {
+    if (this.degraded) return; // already waiting: one grace period per episode
+    this.degraded = state;
+    const secs = Math.max(1, Math.round(this.d.timing.stateGraceMs / 1000));
+    this.report('offline', { reason: `WhatsApp Web connection ${state}: phone or network not reachable; reconnecting in ${secs} s unless it comes back` });
+    this.graceTimer = this.later(this.d.timing.stateGraceMs, () => {
+      this.graceTimer = null;
+      if (this.degraded) this.lost(gen, `WhatsApp Web connection still ${this.degraded} after ${secs} s`);
+    });
+  }
+
+  private recovered(): void {
+    if (!this.degraded) return;
+    this.degraded = null;
+    this.graceTimer = this.cancelTimer(this.graceTimer);
+    this.report('ready', this.readyDetail());
   }
 
   private onDisconnected(gen: number, reason: string): void {
@@ -304,6 +371,7 @@ export class WwebjsSession implements WhatsAppSession {
     if (gen !== this.generation || this.closed || this.phase === 'waiting' || this.phase === 'stopped') return;
     this.generation++;
     this.phase = 'waiting';
+    this.degraded = null;
     this.clearAllTimers();
     this.attempts++;
     this.reconnects++;
@@ -447,23 +515,53 @@ export class WwebjsSession implements WhatsAppSession {
 
   private startHealthChecks(gen: number): void {
     this.healthTimer = this.cancelTimer(this.healthTimer);
-    const probe = async () => {
-      const client = this.client;
-      if (gen !== this.generation || !client || this.phase !== 'ready') return;
-      try {
-        if (client.getState) await withTimeout(client.getState(), Math.min(15_000, this.d.timing.healthIntervalMs), 'health check');
-        this.healthTimer = this.later(this.d.timing.healthIntervalMs, () => void probe());
-      } catch (err) {
-        this.lost(gen, `health check failed: ${(err as Error).message}`);
-      }
-    };
-    this.healthTimer = this.later(this.d.timing.healthIntervalMs, () => void probe());
+    this.healthTimer = this.later(this.d.timing.healthIntervalMs, () => void this.probe(gen));
+  }
+
+  /**
+   * A ready session is healthy when WhatsApp Web's socket is CONNECTED and the library's
+   * injection (window.WWebJS) is in the page; a page that merely answers is not enough (after a
+   * navigation whose re-injection failed, every API call fails). TIMEOUT/OPENING start the
+   * grace period; anything else, an error or no answer reconnects.
+   */
+  private async probe(gen: number): Promise<void> {
+    const client = this.client;
+    if (gen !== this.generation || !client || this.phase !== 'ready') return;
+    this.healthTimer = this.cancelTimer(this.healthTimer);
+    const ms = Math.min(15_000, this.d.timing.healthIntervalMs);
+    let state: string | null;
+    let injected: unknown;
+    try {
+      state = client.getState ? await withTimeout(client.getState(), ms, 'health check') : 'CONNECTED';
+      injected = client.pupPage?.evaluate ? await withTimeout(client.pupPage.evaluate(INJECTED), ms, 'health check') : true;
+    } catch (err) {
+      this.lost(gen, `health check failed: ${(err as Error)?.message ?? String(err)}`);
+      return;
+    }
+    if (gen !== this.generation || this.phase !== 'ready') return;
+    if (!injected) {
+      this.lost(gen, 'health check failed: the whatsapp-web.js injection is gone from the page (WWebJS is not defined)');
+      return;
+    }
+    if (state === 'CONNECTED') this.recovered();
+    else if (state && TRANSIENT_STATES.has(state)) this.degrade(gen, state);
+    else {
+      this.lost(gen, `health check failed: WhatsApp Web state ${state ?? 'unknown'}, not CONNECTED`);
+      return;
+    }
+    this.healthTimer = this.later(this.d.timing.healthIntervalMs, () => void this.probe(gen));
+  }
+
+  /** Probe now (a page call of the library failed with nobody awaiting it: see the engine's guard). */
+  checkNow(): void {
+    if (this.closed || this.phase !== 'ready') return;
+    void this.probe(this.generation);
   }
 
   private clearAllTimers(): void {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    this.qrTimer = this.startTimer = this.healthTimer = null;
+    this.qrTimer = this.startTimer = this.healthTimer = this.graceTimer = null;
   }
 
   private report(state: NumberState, detail?: { reason?: string; qr?: string; phone?: string }): void {
@@ -547,7 +645,7 @@ export class WwebjsSession implements WhatsAppSession {
   // ------------------------------------------------------------------ the port
 
   private readyClient(): { client: WaClient; gen: number } {
-    if (this.closed || this.phase !== 'ready' || !this.client) throw new Error(NOT_READY);
+    if (this.closed || this.phase !== 'ready' || this.degraded || !this.client) throw new Error(NOT_READY);
     return { client: this.client, gen: this.generation };
   }
 
