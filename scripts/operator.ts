@@ -41,8 +41,11 @@ function flags(args: string[]): { rest: string[]; opts: Record<string, string> }
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a.startsWith('--')) {
-      const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
-      opts[k] = v ?? args[++i] ?? '';
+      const eq = a.indexOf('=');
+      const k = eq < 0 ? a.slice(2) : a.slice(2, eq);
+      // `--amount` with nothing after it (or before another flag) is an empty value, which the
+      // command refuses, rather than swallowing the next flag as its value.
+      opts[k] = eq >= 0 ? a.slice(eq + 1) : args[i + 1] !== undefined && !args[i + 1]!.startsWith('--') ? args[++i]! : '';
     } else rest.push(a);
   }
   return { rest, opts };

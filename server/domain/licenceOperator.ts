@@ -12,10 +12,17 @@ const when = z.union([z.number().int(), z.string().min(1)]).transform((v, ctx) =
   return t;
 });
 
+/** Euros as a number or a decimal string ("39", "39.90"); "" or a blank is refused, not €0. */
+const amountEur = z
+  .union([z.number(), z.string().trim().regex(/^\d+(\.\d{1,2})?$/, 'an amount in EUR such as 39 or 39.90').transform(Number)], {
+    error: 'an amount in EUR such as 39 or 39.90',
+  })
+  .pipe(z.number().nonnegative().max(1_000_000));
+
 export const paymentInput = z
   .object({
     plan: z.string().min(1).max(40).optional(),
-    amountEur: z.coerce.number().nonnegative().max(1_000_000).optional(),
+    amountEur: amountEur.optional(),
     reference: z.string().min(1).max(200).optional(),
   })
   .strict();

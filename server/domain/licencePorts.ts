@@ -68,5 +68,8 @@ export interface LicenceEffects {
 
 /** E-mail to the accounts linked to a portal (only when SMTP_URL is configured). */
 export interface PortalMailer {
-  sendToPortal(portalId: number, subject: string, text: string): Promise<number>;
+  /** The addresses of the console accounts linked to the portal. */
+  recipients(portalId: number): Promise<string[]>;
+  /** One message to one address: linked accounts never see each other's addresses. */
+  send(to: string, subject: string, text: string): Promise<void>;
 }

@@ -176,10 +176,14 @@ export class LicenceService {
     return (await this.state(portalId)).access;
   }
 
-  /** Whether sessions of this portal should run (restore at start skips closed ones). */
+  /**
+   * Whether sessions of this portal should run: not when they were closed for lack of access and
+   * it has not come back (restore at start and an admin's restart skip those). Once access is
+   * back they may run before the next rule run clears the flag (a payment from the CLI).
+   */
   async mayRunSessions(portalId: number): Promise<boolean> {
     const { record } = await this.record(portalId);
-    return record.sessionsClosedAt === null;
+    return record.sessionsClosedAt === null || evaluate(record, this.ctx.clock.now()).access;
   }
 
   // ------------------------------------------------------------ changes
@@ -488,14 +492,25 @@ export class LicenceService {
           await crm(portal.crm).alert(portal, admins, `InCRM: ${textOf(job.payload)}`, null);
         },
       },
+      // One job per alert fans out into one job per linked account: each address gets its own
+      // message (no shared To), and a failure to one address retries that one only.
       [JOB_LICENCE_MAIL]: {
         run: async (job) => {
           if (!mailer) return;
           const portal = await this.ctx.db.repos.portals.get(Number(job.portalId));
           if (!portal) return;
+          const to = job.payload.to;
+          if (typeof to !== 'string') {
+            const recipients = await mailer.recipients(portal.id);
+            if (recipients.length === 0) return;
+            const key = `licence-mail:${portal.id}:${Number(job.payload.expiresAt)}:${Number(job.payload.threshold)}`;
+            await this.ctx.db.repos.jobs.enqueue(recipients.map((addr) => ({ kind: JOB_LICENCE_MAIL, portalId: portal.id, payload: { ...job.payload, to: addr }, dedupeKey: `${key}:${addr}` })));
+            this.ctx.wakeJobs();
+            return;
+          }
           const threshold = Number(job.payload.threshold);
           const subject = threshold === 0 ? `InCRM: access for ${portal.name} has ended` : `InCRM: access for ${portal.name} ends in ${threshold} day${threshold === 1 ? '' : 's'}`;
-          await mailer.sendToPortal(portal.id, subject, `${textOf(job.payload)}\n\nPortal: ${portal.name} (#${portal.id})\n`);
+          await mailer.send(to, subject, `${textOf(job.payload)}\n\nPortal: ${portal.name} (#${portal.id})\n`);
         },
       },
     };

@@ -115,6 +115,26 @@ for (const target of testDatabases()) {
       }
     });
 
+    it('restarting a number closed by a suspension answers 403 licence_suspended, not 402', async () => {
+      const p = await portalWithNumber(srv, '+15550000031');
+      await srv.licences.recordPayment(p.portalId, { planCode: 'team' }, 'test');
+      await operatorApi(srv).post(`/portals/${p.portalId}/suspend`, { reason: 'unpaid invoice 77' });
+      try {
+        clock.days(3.1);
+        await srv.licences.tick();
+        expect((await p.admin.get(`/numbers/${p.numberId}`)).body).to.deep.include({ state: 'offline', stateDetail: 'paused: licence suspended: unpaid invoice 77' });
+        const restart = await p.admin.post(`/numbers/${p.numberId}/restart`);
+        expect(restart.status).to.equal(403);
+        expect(restart.body.error).to.deep.include({ code: 'licence_suspended', message: 'InCRM is suspended for this portal: unpaid invoice 77' });
+        // Lifted: the sessions come back, and a restart is allowed again.
+        await operatorApi(srv).post(`/portals/${p.portalId}/unsuspend`);
+        await waitFor(async () => (await p.admin.get(`/numbers/${p.numberId}`)).body.state === 'ready', 10_000, 'reopened');
+        expect((await p.admin.post(`/numbers/${p.numberId}/restart`)).status).to.equal(200);
+      } finally {
+        clock.offset = 0;
+      }
+    });
+
     it('suspended: 403 licence_suspended with the reason; a licence SSE event on change', async () => {
       const p = await portalWithNumber(srv, '+15550000011');
       await p.anon.post('/simulator/inbound', { to: p.numberPhone, from: CLIENT, name: 'Ann', text: 'hi' });

@@ -10,6 +10,7 @@ import { client, portalWithNumber, startTestServer, tempDir, waitFor } from '../
 import { OPERATOR_TOKEN, licenceServer, newPortal, operatorApi, type OffsetClock } from './world';
 
 const run = promisify(execFile);
+const L = (srv: RunningServer) => srv.licences;
 
 for (const target of testDatabases()) {
   describe(`operator API on ${target.name}`, function () {
@@ -49,6 +50,12 @@ for (const target of testDatabases()) {
       expect(pay.body.licence).to.deep.include({ status: 'active', daysLeft: 30 });
       expect((await op.post(`/portals/${p.portalId}/payments`, { plan: 'gold' })).body.error.message).to.equal('unknown plan "gold"');
       expect((await op.post(`/portals/${p.portalId}/payments`, { plan: 'team', bogus: 1 })).status, 'unknown fields are refused').to.equal(400);
+      for (const amountEur of ['', '   ', null, 'abc', -5]) {
+        const bad = await op.post(`/portals/${p.portalId}/payments`, { plan: 'team', amountEur });
+        expect(bad.status, `amountEur ${JSON.stringify(amountEur)} is not €0`).to.equal(400);
+        expect(bad.body.error.message).to.match(/^amountEur: /);
+      }
+      expect((await L(srv).payments(p.portalId)).length, 'nothing recorded by the refused ones').to.equal(1);
 
       const plan = await op.post(`/portals/${p.portalId}/plan`, { plan: 'business' });
       expect(plan.status).to.equal(200);
@@ -168,10 +175,76 @@ describe('operator CLI (npm run operator)', function () {
     expect((bad as { stderr: string }).stderr).to.include('unknown plan "gold"');
     expect((bad as { code: number }).code).to.equal(1);
   });
+
+  it('unsuspend, maintenance, windows, expiring and plans; an empty --amount is refused, not a €0 payment', async function () {
+    this.timeout(120_000); // one process per command
+    const dataDir = tempDir();
+    const srv = await startTestServer({ DATA_DIR: dataDir }, { licenceTickMs: 0 });
+    const paid = await newPortal(srv, 'CLI paid');
+    const trial = await newPortal(srv, 'CLI trial');
+    // Both installed a day ago (the CLI runs on the real clock): the window below falls in their trials.
+    for (const x of [paid, trial]) await srv.licences.record(x.portalId);
+    await srv.db.knex('licences').whereIn('portal_id', [paid.portalId, trial.portalId]).update({ trial_started_at: Date.now() - DAY_MS });
+    await srv.close();
+    const cli = cliIn(dataDir);
+    const fails = (...args: string[]) => cli(...args).then(() => ({ stderr: '', code: 0 }), (e: { stderr: string; code: number }) => e);
+    const id = String(paid.portalId);
+
+    for (const args of [['--amount'], ['--amount', '--ref', 'X-1']]) {
+      const empty = await fails('pay', id, '--plan', 'team', ...args);
+      expect(empty.code, args.join(' ')).to.equal(1);
+      expect(empty.stderr).to.include('amountEur: an amount in EUR such as 39 or 39.90');
+    }
+    expect(JSON.parse((await cli('show', id)).stdout).payments, 'no €0 payment was recorded').to.deep.equal([]);
+    const pay = JSON.parse((await cli('pay', id, '--plan', 'team', '--amount', '35.50', '--ref', 'CLI-2')).stdout);
+    expect(pay.payment).to.deep.include({ amountEur: 35.5, reference: 'CLI-2' });
+
+    const plans = JSON.parse((await cli('plans')).stdout) as { code: string; priceEur: number; numbers: number }[];
+    expect(plans.map((x) => x.code)).to.deep.equal(['start', 'team', 'business', 'business-year', 'corporate']);
+    expect(plans.find((x) => x.code === 'team')).to.deep.include({ priceEur: 39, numbers: 3 });
+
+    await cli('suspend', id, 'chargeback');
+    const lifted = JSON.parse((await cli('unsuspend', id)).stdout);
+    expect(lifted.licence).to.deep.include({ status: 'active', reason: null });
+    expect((await fails('unsuspend', id)).stderr, 'not suspended').to.include('the portal is not suspended');
+
+    // A window that ended an hour ago: the paid portal and the trial get a day, once.
+    const now = Date.now();
+    const declared = JSON.parse((await cli('maintenance', new Date(now - 3 * 3600_000).toISOString(), new Date(now - 3600_000).toISOString(), 'kernel', 'upgrade')).stdout);
+    expect(declared.window.reason).to.equal('kernel upgrade');
+    expect(declared.days).to.equal(1);
+    expect(declared.credited).to.include.members([paid.portalId, trial.portalId]);
+    const windows = JSON.parse((await cli('windows')).stdout) as { id: number; reason: string; days: number; credited: number[]; credits: { portalId: number; days: number }[] }[];
+    expect(windows).to.have.length(1);
+    expect(windows[0]).to.deep.include({ id: declared.window.id, reason: 'kernel upgrade', days: 1 });
+    expect(windows[0]!.credits).to.deep.include({ portalId: paid.portalId, days: 1 });
+
+    // The trial (3 + 1 days) ends within 7 days, the paid portal (30 + 1) not.
+    const soon = (JSON.parse((await cli('expiring')).stdout) as { id: number; status: string; daysLeft: number }[]).map((x) => x.id);
+    expect(soon).to.include(trial.portalId).and.not.include(paid.portalId);
+    const month = (JSON.parse((await cli('expiring', '--days', '31')).stdout) as { id: number }[]).map((x) => x.id);
+    expect(month).to.include.members([trial.portalId, paid.portalId]);
+
+    const actions = (await cli('audit')).stdout.trim().split('\n').map((l) => (JSON.parse(l) as { action: string }).action);
+    expect(actions).to.include.members(['licence.unsuspend', 'maintenance.declare', 'licence.maintenance_credit']);
+  });
+
+  it('a trial length from LICENCE_TRIAL_DAYS: the CLI starts trials of that length too', async () => {
+    const dataDir = tempDir();
+    const srv = await startTestServer({ DATA_DIR: dataDir, LICENCE_TRIAL_DAYS: '10' }, { licenceTickMs: 0 });
+    const p = await newPortal(srv, 'Ten days');
+    expect((await p.user.get('/licence')).body).to.deep.include({ status: 'trial', daysLeft: 10 });
+    // A portal whose licence record the server never created: the CLI creates it with its own setting.
+    const q = await newPortal(srv, 'Not looked at');
+    await srv.db.knex('licences').where({ portal_id: q.portalId }).delete();
+    await srv.close();
+    const shown = JSON.parse((await cliIn(dataDir, { LICENCE_TRIAL_DAYS: '14' })('show', String(q.portalId))).stdout);
+    expect(shown.licence).to.deep.include({ status: 'trial', daysLeft: 14 });
+  });
 });
 
 describe('licence e-mail alerts (SMTP_URL)', () => {
-  it('mails the linked accounts at the thresholds, through a local SMTP server', async () => {
+  it('mails each linked account on its own at 7, 3 and 1 days and on expiry, through a local SMTP server', async () => {
     const mails: { to: string[]; body: string }[] = [];
     const smtp = new SMTPServer({
       authOptional: true,
@@ -190,23 +263,35 @@ describe('licence e-mail alerts (SMTP_URL)', () => {
     const { srv, clock } = await licenceServer({ SMTP_URL: `smtp://127.0.0.1:${port}` });
     try {
       const p = await newPortal(srv, 'Mail shop');
-      const acc = await srv.accounts.register('billing@example.com', 'correct horse battery');
-      const { code } = await srv.accounts.createLinkCode(p.portalId, 'test');
-      await srv.accounts.link(acc, code);
+      for (const email of ['billing@example.com', 'owner@example.com']) {
+        const acc = await srv.accounts.register(email, 'correct horse battery');
+        const { code } = await srv.accounts.createLinkCode(p.portalId, 'test');
+        await srv.accounts.link(acc, code);
+      }
       await srv.licences.recordPayment(p.portalId, { planCode: 'team' }, 'test');
-      clock.days(23.5);
-      await srv.licences.tick();
-      await waitFor(() => mails.length === 1, 5000, 'first mail');
-      expect(mails[0]!.to).to.deep.equal(['billing@example.com']);
-      expect(mails[0]!.body).to.match(/Subject: InCRM: access for Mail shop ends in 7 days/);
-      expect(mails[0]!.body).to.include('InCRM access ends in 7 days');
-      await srv.licences.tick();
-      clock.days(6.5);
-      await srv.licences.tick();
-      await waitFor(() => mails.length === 2, 5000, 'expiry mail');
-      expect(mails[1]!.body).to.match(/Subject: InCRM: access for Mail shop has ended/);
+      const steps = [
+        [23.5, /Subject: InCRM: access for Mail shop ends in 7 days/, 'InCRM access ends in 7 days'],
+        [4, /Subject: InCRM: access for Mail shop ends in 3 days/, 'InCRM access ends in 3 days'],
+        [2, /Subject: InCRM: access for Mail shop ends in 1 day\r?\n/, 'InCRM access ends in 1 day '],
+        [1, /Subject: InCRM: access for Mail shop has ended/, 'InCRM access has expired'],
+      ] as const;
+      for (const [i, [days, subject, text]] of steps.entries()) {
+        clock.days(days);
+        await srv.licences.tick();
+        await srv.licences.tick();
+        await waitFor(() => mails.length === 2 * (i + 1), 5000, `mails of step ${i + 1}`);
+        const pair = mails.slice(2 * i);
+        // One message per account: each has one recipient, and its To names that one only.
+        expect(pair.map((m) => m.to).sort()).to.deep.equal([['billing@example.com'], ['owner@example.com']]);
+        for (const m of pair) {
+          expect(m.body).to.match(subject);
+          expect(m.body).to.include(text);
+          expect(m.body).to.match(new RegExp(`^To: ${m.to[0]!.replace('.', '\\.')}\\r?$`, 'm'));
+          expect(m.body).to.not.include(m.to[0] === 'owner@example.com' ? 'billing@example.com' : 'owner@example.com');
+        }
+      }
       await new Promise((r) => setTimeout(r, 200));
-      expect(mails).to.have.length(2);
+      expect(mails).to.have.length(8);
     } finally {
       await srv.close();
       await new Promise<void>((resolve) => smtp.close(() => resolve()));

@@ -3,7 +3,7 @@ import type { PortalMailer } from '../../domain/licencePorts';
 import type { AccountStore } from '../../persistence/repositories/accounts';
 
 /**
- * E-mail to the console accounts linked to a portal, over SMTP_URL (smtp:// or smtps://,
+ * E-mail to the console accounts linked to a portal, one message per address, over SMTP_URL (smtp:// or smtps://,
  * credentials in the URL). The sender is no-reply@<PUBLIC_URL host>.
  */
 export function smtpMailer(smtpUrl: string, publicUrl: string | null, accounts: AccountStore): PortalMailer {
@@ -11,11 +11,9 @@ export function smtpMailer(smtpUrl: string, publicUrl: string | null, accounts: 
   const host = publicUrl ? new URL(publicUrl).hostname : 'localhost';
   const from = `InCRM <no-reply@${host}>`;
   return {
-    async sendToPortal(portalId, subject, text) {
-      const to = await accounts.emailsOfPortal(portalId);
-      if (to.length === 0) return 0;
+    recipients: (portalId) => accounts.emailsOfPortal(portalId),
+    async send(to, subject, text) {
       await transport.sendMail({ from, to, subject, text });
-      return to.length;
     },
   };
 }
