@@ -9,6 +9,7 @@ import type { Logger } from '../../../logger';
 import { KommoRejected, type KommoApi } from './client';
 import { KommoNotes } from './notes';
 import { id, parse } from './payload';
+import { isSamePhone, searchQuery } from './phoneMatch';
 import type { KommoStore, PhoneLink } from './store';
 
 // ---------------------------------------------------------------- REST v4 payloads (parsed, never trusted)
@@ -53,17 +54,21 @@ const userNames = z.object({
   _embedded: z.object({ users: z.array(z.object({ id, name: z.string(), rights: z.object({ is_admin: z.boolean().optional(), is_active: z.boolean().optional() }).loose().optional() }).loose()) }).loose(),
 });
 
-/** The PHONE values of a contact or company, in E.164. Kommo stores phones as free text. */
-export function phonesIn(entity: z.infer<typeof withFields>): string[] {
+/** The PHONE values of a contact or company as stored (Kommo keeps what people typed). */
+function rawPhonesIn(entity: z.infer<typeof withFields>): string[] {
   const out: string[] = [];
   for (const f of entity.custom_fields_values ?? []) {
     if (f.field_code !== 'PHONE') continue;
-    for (const v of f.values ?? []) {
-      const p = v.value === null || v.value === undefined ? null : toE164(String(v.value));
-      if (p) out.push(p);
-    }
+    for (const v of f.values ?? []) if (v.value !== null && v.value !== undefined) out.push(String(v.value));
   }
   return out;
+}
+
+/** The PHONE values of a contact or company, in E.164. */
+export function phonesIn(entity: z.infer<typeof withFields>): string[] {
+  return rawPhonesIn(entity)
+    .map((v) => toE164(v))
+    .filter((p): p is string => p !== null);
 }
 
 const ENTITY_PATHS: Record<string, 'leads' | 'contacts' | 'companies'> = { lead: 'leads', deal: 'leads', contact: 'contacts', company: 'companies' };
@@ -127,11 +132,11 @@ export class KommoAdapter implements CrmAdapter {
     return [...new Set(entities.flatMap(phonesIn))];
   }
 
-  /** The Kommo contact whose PHONE field holds this number, with its most recent lead. */
+  /** The Kommo contact whose PHONE field holds this number (in any format), with its most recent lead. */
   private async searchByPhone(portalId: number, phone: string): Promise<PhoneLink | null> {
-    const res = await this.d.api.call(portalId, 'GET', '/api/v4/contacts', { query: phone.slice(1), with: 'leads', limit: 50 });
+    const res = await this.d.api.call(portalId, 'GET', '/api/v4/contacts', { query: searchQuery(phone), with: 'leads', limit: 250 });
     if (res.status === 204) return null;
-    const found = parse(contactList, res.data, 'contact search')._embedded.contacts.find((c) => phonesIn(c).includes(phone));
+    const found = parse(contactList, res.data, 'contact search')._embedded.contacts.find((c) => rawPhonesIn(c).some((v) => isSamePhone(v, phone)));
     if (!found) return null;
     const leads = (found._embedded?.leads ?? []).map((l) => l.id);
     const latest = leads.sort((a, b) => Number(b) - Number(a))[0] ?? null;
