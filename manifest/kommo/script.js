@@ -32,8 +32,9 @@ define(['jquery'], function ($) {
     var tokenCache = null; // {token, expiresAt(ms), promise}
     var isAdmin = false; // as the server read it from Kommo's token
     var appPromise = null;
-    var mounted = []; // {root, dispose}
+    var mounted = []; // {el, dispose}
     var alertTimer = null;
+    var watcher = null; // MutationObserver: unmounts an app whose element left the page
 
     function settings() {
       try {
@@ -195,6 +196,11 @@ define(['jquery'], function ($) {
         Promise.all([loadApp(), getToken()])
           .then(function (r) {
             var app = r[0];
+            if (!attached(el)) {
+              // The modal or card closed while the app loaded: nothing to mount into.
+              el.removeAttribute('data-incrm-mounted');
+              return;
+            }
             if (msg.parentNode) msg.parentNode.removeChild(msg);
             var account = constant('account') || {};
             var user = constant('user') || {};
@@ -214,6 +220,7 @@ define(['jquery'], function ($) {
             };
             var handle = (app.mount || (app.default && app.default.mount))(root, host, view);
             mounted.push({ el: el, dispose: handle });
+            watchDetached();
           })
           .catch(function (err) {
             var text =
@@ -241,18 +248,45 @@ define(['jquery'], function ($) {
       })();
     }
 
-    function unmountAll() {
-      for (var i = 0; i < mounted.length; i++) {
-        var d = mounted[i].dispose;
-        try {
-          if (typeof d === 'function') d();
-          else if (d && typeof d.unmount === 'function') d.unmount();
-        } catch (e) {
-          /* already gone with the page */
-        }
-        mounted[i].el.removeAttribute('data-incrm-mounted');
+    function attached(el) {
+      return document.documentElement.contains(el);
+    }
+
+    function unmountOne(m) {
+      var d = m.dispose;
+      try {
+        if (typeof d === 'function') d();
+        else if (d && typeof d.unmount === 'function') d.unmount();
+      } catch (e) {
+        /* already gone with the page */
       }
+      m.el.removeAttribute('data-incrm-mounted');
+    }
+
+    function unmountAll() {
+      for (var i = 0; i < mounted.length; i++) unmountOne(mounted[i]);
       mounted = [];
+      if (watcher) watcher.disconnect();
+      watcher = null;
+    }
+
+    // Kommo does not always call destroy: its settings modal, closed, just leaves the page. An app
+    // whose element is no longer in the document is unmounted (its live stream closed with it).
+    function watchDetached() {
+      if (watcher || typeof MutationObserver === 'undefined') return;
+      watcher = new MutationObserver(function () {
+        var keep = [];
+        for (var i = 0; i < mounted.length; i++) {
+          if (attached(mounted[i].el)) keep.push(mounted[i]);
+          else unmountOne(mounted[i]);
+        }
+        mounted = keep;
+        if (!mounted.length && watcher) {
+          watcher.disconnect();
+          watcher = null;
+        }
+      });
+      watcher.observe(document.documentElement, { childList: true, subtree: true });
     }
 
     // ---- alerts on every page ----------------------------------------------------------

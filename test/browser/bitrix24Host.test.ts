@@ -100,12 +100,39 @@ describe('Bitrix24 host: the placement frame in an emulated Bitrix24 deal card',
     await page.close();
   });
 
-  it('a double click on send sends one message', async () => {
+  it('the frame completes the b24jssdk handshake with the portal page and the portal fits the frame to the panel', async () => {
     const { page, frame } = await openDeal();
+    await frame.locator('[data-testid=message-text]', { hasText: 'Hi from WhatsApp' }).waitFor();
+    const log = page.locator('#log');
+    await waitFor(async () => /resizeWindow/.test((await log.textContent()) ?? ''), 10_000, 'resizeWindow from the frame');
+    const lines = await log.locator('div').allInnerTexts();
+    expect(lines.some((l) => l.startsWith('getInitData')), lines.join('\n')).to.equal(true);
+    // The SDK asked after its init data: the log is newest first.
+    expect(lines.findIndex((l) => l.startsWith('getInitData'))).to.be.greaterThan(lines.findIndex((l) => l.startsWith('resizeWindow')));
+    // The frame's height is now the panel's (the portal page sets what the frame asked for).
+    const content = await frame.locator('html').evaluate((el) => el.scrollHeight);
+    const height = await page.locator('#frame').evaluate((el) => (el as HTMLIFrameElement).style.height);
+    expect(height, 'the portal resized the frame').to.match(/^\d+px$/);
+    expect(Math.abs(parseInt(height, 10) - Math.max(300, content))).to.be.lessThan(4);
+    const asked = lines.filter((l) => l.startsWith('resizeWindow')).map((l) => Number(/"height":(\d+)/.exec(l)?.[1]));
+    expect(asked[0], 'last resize asked for the content height').to.equal(parseInt(height, 10));
+    await page.close();
+  });
+
+  it('a double click on send sends one message, with one Idempotency-Key, and starts no recording', async () => {
+    const { page, frame } = await openDeal();
+    const keys: Array<string | undefined> = [];
+    await page.route('**/api/v1/conversations/*/messages', (route) => {
+      if (route.request().method() === 'POST') keys.push(route.request().headers()['idempotency-key']);
+      return route.fallback();
+    });
     await frame.locator('[data-testid=composer-input]').fill('Just once in Bitrix24');
     await frame.locator('[data-testid=send-button]').dblclick();
     await frame.locator('[data-testid=message][data-direction=out]', { hasText: 'Just once in Bitrix24' }).and(frame.locator('[data-status=delivered]')).waitFor();
     await new Promise((r) => setTimeout(r, 800));
+    expect(await frame.locator('[data-testid=record-timer]').count(), 'a recording started').to.equal(0);
+    expect(keys.length, 'POSTs').to.equal(1);
+    expect(keys[0], 'Idempotency-Key').to.be.a('string').and.have.length.greaterThan(8);
     expect(await frame.locator('[data-testid=message-text]', { hasText: 'Just once in Bitrix24' }).count()).to.equal(1);
     expect((await delivered()).filter((m) => m.text === 'Just once in Bitrix24')).to.have.length(1);
     await page.close();

@@ -38,6 +38,16 @@ describe('Kommo host: the widget archive in an emulated Kommo page', function ()
     const items = (await sim.get(`/simulator/delivered?phone=${encodeURIComponent(CLIENT)}`)).body.items as Array<Record<string, any>>;
     return text === undefined ? items : items.filter((m) => m.text === text);
   };
+  const MESSAGES = '**/api/v1/conversations/*/messages';
+  /** The Idempotency-Key of every message POST the page makes from now on (page.route). */
+  const countPosts = async (page: Page) => {
+    const keys: Array<string | undefined> = [];
+    await page.route(MESSAGES, (route) => {
+      if (route.request().method() === 'POST') keys.push(route.request().headers()['idempotency-key']);
+      return route.fallback();
+    });
+    return keys;
+  };
   const openCard = async (extra = '') => {
     const page = await ctx.newPage();
     const errors: string[] = [];
@@ -160,14 +170,80 @@ describe('Kommo host: the widget archive in an emulated Kommo page', function ()
     await page.close();
   });
 
-  it('a double click on send sends one message', async () => {
+  it('a double click on send sends one message, with one Idempotency-Key, and starts no recording', async () => {
     const { page } = await openCard();
+    const posts = await countPosts(page);
     await page.locator('[data-testid=composer-input]').fill('Only once, please');
     await page.locator('[data-testid=send-button]').dblclick();
     await page.locator('[data-testid=message][data-direction=out]', { hasText: 'Only once, please' }).and(page.locator('[data-status=delivered]')).waitFor();
     await new Promise((r) => setTimeout(r, 800));
+    // The second click landed where the microphone appears once the text is gone: no recording.
+    expect(await page.locator('[data-testid=record-timer]').count(), 'a recording started').to.equal(0);
+    expect(await page.locator('[data-testid=record-button]').count()).to.equal(1);
+    expect(posts.length, 'POSTs').to.equal(1);
+    expect(posts[0], 'Idempotency-Key').to.be.a('string').and.have.length.greaterThan(8);
     expect(await page.locator('[data-testid=message-text]', { hasText: 'Only once, please' }).count()).to.equal(1);
     expect(await delivered('Only once, please')).to.have.length(1);
+    await page.close();
+  });
+
+  it('a network failure after the server took the message: the widget retries with the same key, the phone gets it once', async () => {
+    const { page, errors } = await openCard();
+    const keys: string[] = [];
+    let cut = 0;
+    await page.route(MESSAGES, async (route) => {
+      const req = route.request();
+      if (req.method() !== 'POST') return route.fallback();
+      keys.push(req.headers()['idempotency-key'] ?? '');
+      if (cut++ === 0) {
+        // The request reaches the server (which stores and sends it); its answer is lost.
+        const res = await route.fetch();
+        expect(res.status()).to.equal(201);
+        return route.abort('connectionreset');
+      }
+      return route.continue();
+    });
+    await page.locator('[data-testid=composer-input]').fill('Through a flaky network');
+    await page.locator('[data-testid=send-button]').click();
+    const mine = page.locator('[data-testid=message][data-direction=out]', { hasText: 'Through a flaky network' });
+    await mine.and(page.locator('[data-status=delivered]')).waitFor({ timeout: 10_000 });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(keys, 'two attempts, one key').to.have.length(2);
+    expect(keys[1]).to.equal(keys[0]);
+    expect(await mine.count(), 'one bubble').to.equal(1);
+    expect(await page.locator('[data-testid=message][data-status=failed]').count()).to.equal(0);
+    expect(await delivered('Through a flaky network'), 'the phone got it once').to.have.length(1);
+    expect(errors).to.deep.equal([]);
+    await page.close();
+  });
+
+  it('leaving the card while recording sends no voice note and releases the microphone', async () => {
+    const page = await ctx.newPage();
+    await page.addInitScript(() => {
+      const md = navigator.mediaDevices;
+      const get = md.getUserMedia.bind(md);
+      (window as any).__mic = [];
+      md.getUserMedia = async (c) => {
+        const st = await get(c);
+        (window as any).__mic.push(...st.getTracks());
+        return st;
+      };
+    });
+    await page.goto(cardUrl());
+    await page.locator('[data-testid=panel-root][data-ready=true]').waitFor({ timeout: 15_000 });
+    const before = (await delivered()).length;
+    const posts = await countPosts(page);
+    await page.locator('[data-testid=record-button]').click();
+    await page.locator('[data-testid=record-timer]').waitFor();
+    await new Promise((r) => setTimeout(r, 1000));
+    // Kommo moves to another card: destroy, then render for the new one.
+    await page.evaluate((id) => (window as any).__demo.switchCard('contact', id), demo.contact.id);
+    await page.locator('.card-fields h1', { hasText: demo.contact.name }).waitFor();
+    await page.locator('[data-testid=panel-root][data-ready=true]').waitFor();
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(posts, 'no message POSTed').to.deep.equal([]);
+    expect((await delivered()).slice(before).filter((m) => m.type === 'voice')).to.deep.equal([]);
+    expect(await page.evaluate(() => (window as any).__mic.map((t: MediaStreamTrack) => t.readyState))).to.deep.equal(['ended']);
     await page.close();
   });
 
@@ -336,6 +412,87 @@ describe('Kommo host: the widget archive in an emulated Kommo page', function ()
     await page.locator('[data-testid=message-text]', { hasText: 'Are you there?' }).waitFor();
     await sim.post(`/simulator/numbers/${numberA}/unlink`);
     await page.locator('[data-testid=banner][data-kind=logged-out]').waitFor({ timeout: 10_000 });
+    await page.close();
+  });
+
+  it('settings: options can be cleared; a new pipeline resets the stage; no alert recipient means the default, not an empty list', async () => {
+    const original = (await admin.get('/settings')).body.settings as Record<string, unknown>;
+    const page = await ctx.newPage();
+    await page.goto(`${srv.url}/demo/kommo?view=settings`);
+    await page.locator('[data-testid=settings-root][data-ready=true]').waitFor({ timeout: 15_000 });
+    const form = page.locator('[data-testid=settings-options]');
+    await form.locator('#o-pipe option', { hasText: 'WhatsApp' }).waitFor({ state: 'attached' });
+    const puts: unknown[] = [];
+    await page.route('**/api/v1/settings', (route) => {
+      if (route.request().method() === 'PUT') puts.push(route.request().postDataJSON());
+      return route.fallback();
+    });
+    const saved = async () => {
+      const n = puts.length;
+      await form.locator('button[type=submit]').click();
+      await waitFor(() => puts.length > n, 5000, 'PUT /settings');
+      await form.locator('.note', { hasText: 'Saved' }).waitFor();
+      return (await admin.get('/settings')).body.settings as Record<string, unknown>;
+    };
+    const alert = (name: string) => form.locator('.chk label', { hasText: name }).locator('input');
+
+    await form.locator('#o-pipe').selectOption({ label: 'Sales' });
+    await form.locator('#o-stage').selectOption({ label: 'Initial contact' });
+    await form.locator('#o-resp').selectOption({ label: 'Sam Sales' });
+    await alert('Ana Admin').check();
+    await alert('Sam Sales').uncheck();
+    expect(await saved()).to.deep.include({ pipelineId: '7000001', stageId: '142000001', responsibleUserId: '502', alertUserIds: ['501'] });
+
+    // Another pipeline: the stage of the old one goes, in the form and on the server.
+    await form.locator('#o-pipe').selectOption({ label: 'WhatsApp' });
+    expect(await form.locator('#o-stage').inputValue()).to.equal('');
+    const s2 = await saved();
+    expect(s2).to.include({ pipelineId: '7000042' });
+    expect(s2).to.not.have.property('stageId');
+
+    // Back to "any" everywhere, every recipient unticked.
+    await form.locator('#o-pipe').selectOption('');
+    await form.locator('#o-resp').selectOption('');
+    await alert('Ana Admin').uncheck();
+    const s3 = await saved();
+    for (const k of ['pipelineId', 'stageId', 'responsibleUserId', 'alertUserIds']) expect(s3, k).to.not.have.property(k);
+    expect(puts.at(-1)).to.deep.include({ pipelineId: null, stageId: null, responsibleUserId: null, alertUserIds: null });
+    for (const b of puts) expect((b as { alertUserIds?: unknown }).alertUserIds, 'never an empty list').to.not.deep.equal([]);
+    // The form shows what the server now holds.
+    await page.reload();
+    await page.locator('[data-testid=settings-root][data-ready=true]').waitFor({ timeout: 15_000 });
+    await form.locator('#o-pipe option', { hasText: 'WhatsApp' }).waitFor({ state: 'attached' });
+    expect(await form.locator('#o-pipe').inputValue()).to.equal('');
+    expect(await form.locator('#o-resp').inputValue()).to.equal('');
+    expect(await form.locator('.chk input:checked').count()).to.equal(0);
+    await page.close();
+
+    const restore: Record<string, unknown> = { pipelineId: null, stageId: null, responsibleUserId: null, alertUserIds: null };
+    for (const [k, v] of Object.entries(original)) restore[k] = v;
+    expect((await admin.put('/settings', restore)).status).to.equal(200);
+  });
+
+  it('the settings modal closed without destroy: the app unmounts and its live stream closes', async () => {
+    const page = await ctx.newPage();
+    await page.addInitScript(() => {
+      const ES = window.EventSource;
+      const all: EventSource[] = [];
+      (window as any).__es = all;
+      (window as any).EventSource = class extends ES {
+        constructor(url: string | URL, init?: EventSourceInit) {
+          super(url, init);
+          all.push(this);
+        }
+      };
+    });
+    await page.goto(`${srv.url}/demo/kommo?view=settings`);
+    await page.locator('[data-testid=settings-root][data-ready=true]').waitFor({ timeout: 15_000 });
+    await waitFor(() => page.evaluate(() => (window as any).__es.some((e: EventSource) => e.readyState === 1)), 5000, 'stream open');
+    // Kommo closes the modal: its markup leaves the page, no callback.
+    await page.evaluate(() => document.querySelector('.modal')!.remove());
+    await waitFor(() => page.evaluate(() => (window as any).__es.every((e: EventSource) => e.readyState === 2)), 5000, 'every stream closed');
+    const calls = await page.evaluate(() => (window as any).__demo.callbacks.map((c: { name: string }) => c.name));
+    expect(calls, 'no destroy was called').to.not.include('destroy');
     await page.close();
   });
 });

@@ -63,10 +63,15 @@ const host: Host = {
     fitQueued = true;
     requestAnimationFrame(() => {
       fitQueued = false;
+      // Before the SDK's handshake there is no one to ask; its answer calls fitHeight again. (A
+      // height noted now would make that call a no-op, and the frame would never be fitted.)
+      if (!b24) return;
       const h = document.documentElement.scrollHeight;
       if (h === lastHeight) return;
       lastHeight = h;
-      void b24?.parent.fitWindow().catch(() => {});
+      void b24.parent.fitWindow().catch(() => {
+        lastHeight = -1;
+      });
     });
   },
   notify(title, text) {
