@@ -7,6 +7,25 @@ import type { Contact, Portal } from './types';
 /** How long a mirroring job without licence access waits before looking again. */
 export const MIRROR_DEFER_MS = 15 * 60_000;
 
+/**
+ * Who an alert goes to: the contract between these jobs and every CRM adapter's `alert()`.
+ *
+ * - `userIds` not empty: exactly those users.
+ * - `userIds` empty, with the `entity` the alert is about: the record's responsible user, read
+ *   from the CRM; when it has none, the settings' `responsibleUserId`; then the portal's admins.
+ * - `userIds` empty, no entity: the portal's admins.
+ *
+ * A new message alerts the settings' `alertUserIds` when that list is not empty (an empty list
+ * means "not chosen", never "nobody"); otherwise the record's responsible user as above (a message
+ * with no record: the settings' responsible user, else the admins). A number that drops alerts
+ * the admins always, and the `alertUserIds` as well: two calls, the same text, so an adapter that
+ * lets a repeated alert replace the earlier one (Bitrix24's TAG) shows a user in both lists one.
+ */
+export function chosenAlertUsers(settings: Portal['settings']): string[] | null {
+  const ids = (settings.alertUserIds ?? []).filter((u) => u.trim() !== '');
+  return ids.length > 0 ? ids : null;
+}
+
 /** The CRM side of the pipeline: mirror each message into the CRM, alert people about new ones. */
 export class CrmJobs {
   // The first messages of an unknown phone arrive together; the lookup-or-create for one contact
@@ -91,11 +110,13 @@ export class CrmJobs {
         const loaded = await this.load(Number(job.payload.messageId));
         if (!loaded) return;
         const { message, portal, contact } = loaded;
-        const users = portal.settings.alertUserIds ?? (portal.settings.responsibleUserId ? [portal.settings.responsibleUserId] : []);
         const who = contact.name ?? contact.phone ?? 'WhatsApp contact';
         const body = message.text ?? `[${message.type}]`;
         // Same lookup as the mirror job (shared lock, idempotent), so the alert can open the card.
         const entity = portal.settings.mirror === false ? null : await this.entityFor(portal, contact);
+        // With a record the adapter finds its responsible user; without one only these settings say who.
+        const fallback = portal.settings.responsibleUserId ? [portal.settings.responsibleUserId] : [];
+        const users = chosenAlertUsers(portal.settings) ?? (entity ? [] : fallback);
         await this.crm(portal.crm).alert(portal, users, `WhatsApp: ${who}: ${body.slice(0, 200)}`, null, entity);
       },
     };
@@ -108,7 +129,12 @@ export class CrmJobs {
         const number = await this.ctx.db.repos.numbers.getAny(Number(job.payload.numberId));
         if (!portal || !number) return;
         const what = job.payload.state === 'logged_out' ? 'was logged out; connect it again by QR' : `is ${String(job.payload.state)}`;
-        await this.crm(portal.crm).alert(portal, portal.settings.alertUserIds ?? [], `WhatsApp number ${number.phone ?? `#${number.id}`} ${what}`, null);
+        const text = `WhatsApp number ${number.phone ?? `#${number.id}`} ${what}`;
+        const crm = this.crm(portal.crm);
+        // The admins always (only they can connect it again), and whoever the settings chose.
+        await crm.alert(portal, [], text, null);
+        const chosen = chosenAlertUsers(portal.settings);
+        if (chosen) await crm.alert(portal, chosen, text, null);
       },
     };
   }

@@ -347,15 +347,19 @@ export class Bitrix24Adapter implements CrmAdapter {
   }
 
   /**
-   * A Bitrix24 notification (`im.notify.system.add`) per user. No user given: the record's
-   * responsible user, or (a number dropped, or nobody responsible) the portal's admins. The TAG
-   * makes a retried alert replace its earlier copy instead of adding a second one.
+   * A Bitrix24 notification (`im.notify.system.add`) per user, to whom the contract in
+   * server/domain/crmJobs.ts says: the users given; else the record's responsible user, then the
+   * settings' responsible user; else (a number dropped, nobody responsible) the portal's admins.
+   * The TAG makes a retried or repeated alert replace its earlier copy instead of adding a second.
    */
   async alert(portal: Portal, userIds: string[], text: string, link: string | null, entity?: EntityRef | null): Promise<void> {
-    let to = userIds.filter((u) => /^\d+$/.test(u));
+    const isUser = (u: string | null | undefined): u is string => Boolean(u && /^\d+$/.test(u));
+    let to = userIds.filter(isUser);
     if (to.length === 0 && entity) {
       const r = await this.responsibleOf(portal.id, entity);
-      if (r) to = [r];
+      const fallback = portal.settings.responsibleUserId;
+      if (isUser(r)) to = [r];
+      else if (isUser(fallback)) to = [fallback];
     }
     if (to.length === 0) {
       const p = await this.d.store.byPortal(portal.id);
