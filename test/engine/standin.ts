@@ -52,6 +52,8 @@ export class StandInWorld {
   readonly reuploadingMedia = new Set<string>();
   /** The next downloads of a message throw these, one per call (then it downloads fine). */
   readonly mediaErrors = new Map<string, Error[]>();
+  /** Downloads of these messages never answer (a page that stopped responding). */
+  readonly mediaHang = new Set<string>();
   /** Acks that fire from the page while sendMessage is still running (before it resolves). */
   acksBeforeReturn: (keyof typeof ACK)[] = ['sent'];
   /** Whether `delivered` follows on its own `deliverAfterMs` after a send (false: only acks a test fires). */
@@ -127,6 +129,7 @@ export class StandInWorld {
         async downloadMedia() {
           const err = world.mediaErrors.get(id)?.shift();
           if (err) throw err;
+          if (world.mediaHang.has(id)) return new Promise<never>(() => {});
           if (!media) return undefined; // !hasMedia
           if (world.reuploadingMedia.has(id)) return null;
           if (world.expiredMedia.has(id)) return undefined;

@@ -183,6 +183,81 @@ describe('wwebjs adapter (stand-in Client)', function () {
     expect(rec.identified[0]).to.deep.equal([hidden.chatId, '+15550003000']);
   });
 
+  it('media: a download that throws is retried, not marked unavailable; undefined and null mean unavailable', async () => {
+    const { engine: e } = standInEngine(world, { timing: { downloadRetryMs: 10 } });
+    try {
+      const rec = new Recorder();
+      await e.open(1, rec);
+      await waitFor(() => rec.last?.state === 'qr', 2000, 'qr');
+      world.scan(1, ME);
+      await waitFor(() => rec.last?.state === 'ready', 2000, 'ready');
+      const img = { mimetype: 'image/jpeg', data: Buffer.from('jpeg-bytes').toString('base64'), filename: null };
+      const flaky = 'false_15550002000@c.us_FLAKY';
+      world.mediaErrors.set(flaky, [new Error('Evaluation failed: TypeError: Failed to fetch'), new Error('Evaluation failed: TypeError: Failed to fetch')]);
+      world.inbound(1, { from: THEM, text: 'flaky', media: img, waMessageId: flaky });
+      const re = 'false_15550002000@c.us_REUP';
+      world.reuploadingMedia.add(re);
+      world.inbound(1, { from: THEM, text: 'reuploading', media: img, waMessageId: re });
+      await waitFor(() => rec.inbound.length === 2, 3000, 'two messages');
+      const byText = Object.fromEntries(rec.inbound.map((m) => [m.text, m]));
+      expect(byText.flaky!.media!.data.toString()).to.equal('jpeg-bytes');
+      expect(byText.flaky!.mediaUnavailable).to.equal(undefined);
+      expect(byText.reuploading!.media).to.equal(null);
+      expect(byText.reuploading!.mediaUnavailable).to.equal(true);
+      expect(e.stats().reconnects).to.equal(0);
+    } finally {
+      await e.shutdown();
+    }
+  });
+
+  it('media: a download that hangs times out; the message is not reported and the session reconnects', async () => {
+    const { engine: e } = standInEngine(world, { timing: { downloadTimeoutMs: 100 } });
+    try {
+      const rec = new Recorder();
+      await e.open(1, rec);
+      await waitFor(() => rec.last?.state === 'qr', 2000, 'qr');
+      world.scan(1, ME);
+      await waitFor(() => rec.last?.state === 'ready', 2000, 'ready');
+      const first = world.live(1)!;
+      world.mediaHang.add('false_15550002000@c.us_HANG');
+      world.inbound(1, { from: THEM, text: 'stuck', media: { mimetype: 'image/png', data: 'AA==' }, waMessageId: 'false_15550002000@c.us_HANG' });
+      await waitFor(() => world.live(1) !== first && rec.last?.state === 'ready', 3000, 'fresh Client');
+      expect(rec.states.find((s) => s.state === 'offline')!.reason).to.match(/media download timed out/);
+      expect(rec.inbound).to.have.length(0);
+    } finally {
+      await e.shutdown();
+    }
+  });
+
+  it('through the server: a download cut off by a page crash is not stored as unavailable; the catch-up after the reconnect stores it with its media', async () => {
+    const { engine: e } = standInEngine(world, { timing: { downloadRetryMs: 10 } });
+    const srv = await startTestServer({}, { engine: e });
+    try {
+      const { api, id } = await readyThroughServer(srv);
+      const img = { mimetype: 'image/jpeg', data: Buffer.from('jpeg-bytes').toString('base64'), filename: null };
+      const crashed = `false_15550002000@c.us_CRASHED`;
+      world.mediaErrors.set(crashed, [new Error('Protocol error (Runtime.callFunctionOn): Target closed.')]);
+      // This one keeps failing on the fresh page too: the catch-up gives up on its media, once.
+      const broken = `false_15550002000@c.us_BROKEN`;
+      world.mediaErrors.set(broken, Array.from({ length: 20 }, () => new Error('Evaluation failed: Error: media hash mismatch')));
+      world.inbound(id, { from: THEM, text: 'photo', media: img, waMessageId: crashed });
+      await waitFor(() => e.stats().reconnects === 1, 3000, 'reconnect');
+      world.inbound(id, { from: THEM, text: 'broken photo', media: img, waMessageId: broken });
+      const items = await waitFor(async () => {
+        const conv = (await api.get(`/conversations?phone=${encodeURIComponent(THEM)}`)).body.items[0];
+        if (!conv) return null;
+        const list = (await api.get(`/conversations/${conv.id}/messages`)).body.items as { text: string; media?: { mimetype: string } }[];
+        return list.length === 2 ? list : null;
+      }, 8000, 'both messages stored');
+      const photo = items.find((m) => m.text === 'photo')!;
+      expect(photo.media?.mimetype).to.equal('image/jpeg');
+      expect(items.find((m) => m.text === 'broken photo')!.media).to.equal(undefined);
+      await waitFor(async () => (await api.get(`/numbers/${id}`)).body.state === 'ready', 5000, 'ready');
+    } finally {
+      await srv.close();
+    }
+  });
+
   it('a crash mid-send: the send fails, the session reconnects with a fresh Client, recentSent finds what went out', async () => {
     const { rec, session } = await ready();
     world.crashNextSend.add(1);

@@ -2,6 +2,7 @@
 import type { AckStatus, Inbound, InboundMedia } from '../../../domain/ports';
 import type { MessageType } from '../../../domain/types';
 import type { WaMessage } from './client';
+import { isPageGone, MediaDownloadError, withTimeout } from './errors';
 
 /** whatsapp-web.js `MessageAck`. */
 export const MessageAck = { ACK_ERROR: -1, ACK_PENDING: 0, ACK_SERVER: 1, ACK_DEVICE: 2, ACK_READ: 3, ACK_PLAYED: 4 } as const;
@@ -62,11 +63,28 @@ const MEDIA_TYPES = new Set<MessageType>(['image', 'video', 'audio', 'voice', 'd
 
 export interface MappingOptions {
   mediaMaxBytes: number;
+  /** One downloadMedia() call may take this long (default 2 min): a page that stopped answering. */
+  downloadTimeoutMs?: number;
+  /** Attempts for a download that throws (not page gone) before giving up (default 3). */
+  downloadAttempts?: number;
+  /** Pause before the second attempt, doubled after (default 1 s). */
+  downloadRetryMs?: number;
+  /**
+   * What a download that kept throwing (page still there) becomes: an error (default; the message
+   * is not stored and comes back) or media shown unavailable (the catch-up's last word).
+   */
+  onDownloadError?: 'throw' | 'unavailable';
 }
 
 /**
  * Builds the port's Inbound, downloading media at once (WhatsApp's copy expires). Returns null
  * for messages that are not conversation content.
+ *
+ * Media is "unavailable" only when WhatsApp says so: downloadMedia() resolving undefined (expired,
+ * 404, error stage) or null (message not found, REUPLOADING), or when it is over the size cap. A
+ * download that throws is not an answer: it is retried, then a MediaDownloadError is thrown (the
+ * message is not stored; the session reconnects on a page-gone error and the catch-up brings it
+ * back). Page-gone errors, including a download that timed out, are thrown at once.
  */
 export async function toInbound(msg: WaMessage, opts: MappingOptions): Promise<Inbound | null> {
   const type = messageType(msg.type);
@@ -81,17 +99,15 @@ export async function toInbound(msg: WaMessage, opts: MappingOptions): Promise<I
     if (declared !== null && declared > opts.mediaMaxBytes) {
       mediaUnavailable = true; // too big to keep: shown as unavailable, the text still arrives
     } else {
-      try {
-        const got = await msg.downloadMedia();
-        if (got && got.data) {
-          const data = Buffer.from(got.data, 'base64');
-          if (data.length > opts.mediaMaxBytes) mediaUnavailable = true;
-          else media = { data, mimetype: got.mimetype, filename: got.filename ?? msg._data?.filename ?? null };
-        } else {
-          mediaUnavailable = true; // expired on WhatsApp's servers (null/undefined): no retry loop
-        }
-      } catch {
+      const got = await download(msg, opts);
+      if (got === 'gave up') {
         mediaUnavailable = true;
+      } else if (got && got.data) {
+        const data = Buffer.from(got.data, 'base64');
+        if (data.length > opts.mediaMaxBytes) mediaUnavailable = true;
+        else media = { data, mimetype: got.mimetype, filename: got.filename ?? msg._data?.filename ?? null };
+      } else {
+        mediaUnavailable = true; // WhatsApp no longer has it (undefined/null): no retry loop
       }
     }
   }
@@ -131,4 +147,22 @@ export async function toInbound(msg: WaMessage, opts: MappingOptions): Promise<I
     ...(msg.fromMe ? { fromMe: true } : {}),
     quotedWaMessageId,
   };
+}
+
+async function download(msg: WaMessage, opts: MappingOptions): Promise<Awaited<ReturnType<WaMessage['downloadMedia']>> | 'gave up'> {
+  const attempts = Math.max(1, opts.downloadAttempts ?? 3);
+  let pause = opts.downloadRetryMs ?? 1000;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await withTimeout(msg.downloadMedia(), opts.downloadTimeoutMs ?? 120_000, 'media download');
+    } catch (err) {
+      const gone = isPageGone(err);
+      if (gone || attempt >= attempts) {
+        if (!gone && opts.onDownloadError === 'unavailable') return 'gave up';
+        throw new MediaDownloadError(err, gone);
+      }
+      await new Promise((r) => setTimeout(r, pause));
+      pause *= 2;
+    }
+  }
 }

@@ -6,6 +6,7 @@ import { PermanentSendError, type Inbound, type Outbound, type SentRecord, type 
 import type { NumberState } from '../../../domain/types';
 import { launchChromium, privateDir, removeStaleLock, type BrowserHandle } from './chromium';
 import { toWaMedia, type ClientFactory, type WaClient, type WaMessage, type WaSendOptions } from './client';
+import { isPageGone, MediaDownloadError, withTimeout } from './errors';
 import { ackStatus, isPersonalChat, messageType, phoneOfWid, toInbound } from './mapping';
 import type { Slots } from './slots';
 
@@ -26,6 +27,10 @@ export interface Timing {
    * given this long to come back (CONNECTED) before it is reconnected with a fresh Client.
    */
   stateGraceMs: number;
+  /** One media download may take this long; then the page counts as gone. */
+  downloadTimeoutMs: number;
+  /** Pause before retrying a download that threw (doubled for the third attempt). */
+  downloadRetryMs: number;
   closeTimeoutMs: number;
 }
 
@@ -38,6 +43,8 @@ export const DEFAULT_TIMING: Timing = {
   sendTimeoutMs: 60_000,
   healthIntervalMs: 60_000,
   stateGraceMs: 60_000,
+  downloadTimeoutMs: 120_000,
+  downloadRetryMs: 1_000,
   closeTimeoutMs: 10_000,
 };
 
@@ -80,44 +87,16 @@ export const TERMINAL_DISCONNECTS: Record<string, string> = {
   DEPRECATED_VERSION: 'WhatsApp Web rejected this whatsapp-web.js version as outdated (DEPRECATED_VERSION): upgrade it; not reconnecting',
 };
 
+export { isPageGone };
+
 export const QR_EXPIRED_REASON = 'QR code not scanned for 3 minutes: the browser was stopped; restart the number for a new QR';
 export const NOT_READY = 'WhatsApp session is not ready';
-
-/**
- * Errors that mean the page or browser under the Client is gone or no longer works: the session
- * must be recreated. Besides a closed page or browser: a page call that timed out (ours, or
- * puppeteer's protocolTimeout), and a page whose whatsapp-web.js injection is missing
- * (`window.WWebJS` undefined after a navigation whose re-injection failed).
- */
-export function isPageGone(err: unknown): boolean {
-  const m = err instanceof Error ? err.message : String(err);
-  return (
-    /Execution context was destroyed|Target closed|Session closed|Protocol error|detached Frame|Navigating frame was detached|browser has disconnected|Connection closed|page has been closed|timed out/i.test(
-      m,
-    ) || WWEBJS_MISSING.test(m)
-  );
-}
-
-/** How page.evaluate fails when window.WWebJS is not there. */
-const WWEBJS_MISSING =
-  /WWebJS is (not defined|undefined)|Cannot read properties of undefined \(reading '(getChat|sendMessage|sendSeen|getMessageModel|getChatModel|getChats|getContactModel|enforceLidAndPnRetrieval|arrayBufferToBase64Async)'\)/;
 
 /** Asked of the page by the health probe: is the whatsapp-web.js injection there? */
 const INJECTED = "typeof window.WWebJS === 'object' && window.WWebJS !== null && typeof window.WWebJS.sendMessage === 'function'";
 
 /** WhatsApp Web socket states a ready session waits out (the library keeps the Client; no `disconnected`). */
 const TRANSIENT_STATES = new Set(['TIMEOUT', 'OPENING']);
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(t)),
-    new Promise<never>((_, reject) => {
-      t = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-      t.unref();
-    }),
-  ]);
-}
 
 /** A bounded insertion-ordered set: remembers the last `max` ids. */
 class RecentIds<V = true> {
@@ -581,9 +560,16 @@ export class WwebjsSession implements WhatsAppSession {
     this.seen.set(id, true);
     let inb: Inbound | null;
     try {
-      inb = await toInbound(msg, { mediaMaxBytes: this.d.mediaMaxBytes });
+      inb = await toInbound(msg, this.mapping('throw'));
     } catch (err) {
       this.seen.delete(id);
+      if (err instanceof MediaDownloadError) {
+        // Not stored (media is unavailable only when WhatsApp says so): after the reconnect, the
+        // core's catch-up fetches the message again, on a fresh page.
+        this.d.log.warn({ err, numberId: this.d.numberId, waMessageId: id }, 'media could not be downloaded; reconnecting, the catch-up brings the message back');
+        this.lost(gen, err.message);
+        return;
+      }
       this.d.log.warn({ err, numberId: this.d.numberId, waMessageId: id }, 'message could not be read');
       return;
     }
@@ -705,6 +691,15 @@ export class WwebjsSession implements WhatsAppSession {
     }
   }
 
+  private mapping(onDownloadError: 'throw' | 'unavailable') {
+    return {
+      mediaMaxBytes: this.d.mediaMaxBytes,
+      downloadTimeoutMs: this.d.timing.downloadTimeoutMs,
+      downloadRetryMs: this.d.timing.downloadRetryMs,
+      onDownloadError,
+    };
+  }
+
   /** An own message that may be the echo of a send whose outcome we never learned. */
   private isUncertainSend(m: WaMessage): boolean {
     if (!m.fromMe || this.uncertain.length === 0) return false;
@@ -726,7 +721,10 @@ export class WwebjsSession implements WhatsAppSession {
         const messages = await chat.fetchMessages({ limit: 200 });
         for (const m of messages) {
           if (m.timestamp * 1000 < from || this.sent.has(m.id._serialized) || this.isUncertainSend(m)) continue;
-          const inb = await toInbound(m, { mediaMaxBytes: this.d.mediaMaxBytes });
+          // A download that keeps failing on a fresh page ends as unavailable here: one bad
+          // message must not block every catch-up after it. A page gone still throws.
+          const inb = await toInbound(m, this.mapping('unavailable'));
+          if (inb?.mediaUnavailable && m.hasMedia) this.d.log.warn({ numberId: this.d.numberId, waMessageId: inb.waMessageId }, 'catch-up: media unavailable');
           if (inb) yield inb;
         }
       }
