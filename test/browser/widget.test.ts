@@ -225,7 +225,7 @@ describe('widget (standalone bundle) in Chromium', function () {
     await anon.post('/simulator/inbound', { to: p.numberPhone, from: B, text: 'unread for B' });
     await item(page, B).and(page.locator('[data-unread="1"]')).waitFor();
     expect(await item(page, B).locator('.badge').innerText()).to.equal('1');
-    expect(await item(page, A).getAttribute('data-unread')).to.equal('0');
+    await item(page, A).and(page.locator('[data-unread="0"]')).waitFor(); // open: read
     await item(page, B).click();
     await page.locator('[data-testid=message-text]', { hasText: 'unread for B' }).waitFor();
     await item(page, B).and(page.locator('[data-unread="0"]')).waitFor();
