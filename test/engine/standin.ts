@@ -63,6 +63,8 @@ export class StandInWorld {
   sendDelayMs = 0;
   /** numberId → WhatsApp Web does not come up after a navigation: the library's inject() throws 'auth timeout'. */
   readonly injectFails = new Set<number>();
+  /** numberIds whose own id WhatsApp Web knows only as a hidden id (info.wid is `…@lid`). */
+  readonly hiddenMe = new Set<number>();
   /** Phones whose chat WhatsApp Web addresses by hidden id: own messages carry `to` = the lid. */
   readonly lidChats = new Set<string>();
 
@@ -368,7 +370,11 @@ export class StandInClient extends EventEmitter implements WaClient {
   }
 
   private becomeReady(phone: string): void {
-    this.info = { wid: { _serialized: `${digits(phone)}@c.us`, user: digits(phone), server: 'c.us' } };
+    // Client.js: wid = getMaybeMePnUser() || getMaybeMeLidUser()
+    const lid = String(BigInt(digits(phone)) * 7n);
+    this.info = this.world.hiddenMe.has(this.numberId)
+      ? { wid: { _serialized: `${lid}@lid`, user: lid, server: 'lid' } }
+      : { wid: { _serialized: `${digits(phone)}@c.us`, user: digits(phone), server: 'c.us' } };
     this.waState = 'CONNECTED';
     this.isReady = true;
     // Both fire again on re-sync in the real library: reproduce the repeat.

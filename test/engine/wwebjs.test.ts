@@ -86,6 +86,13 @@ describe('wwebjs adapter (stand-in Client)', function () {
     expect(stat.mode & 0o777).to.equal(0o700);
   });
 
+  it("ready with a hidden own id (info.wid @lid) reports no phone rather than the lid's digits", async () => {
+    world.hiddenMe.add(1);
+    const { rec } = await ready();
+    expect(rec.last!.state).to.equal('ready');
+    expect(rec.last!.phone).to.equal(undefined);
+  });
+
   it('reports inbound from `message` only, and phone-written messages (message_create fromMe) but not its own sends', async () => {
     const { rec, session } = await ready();
     world.inbound(1, { from: THEM, text: 'hi', name: 'Ann' });

@@ -295,9 +295,14 @@ export class WwebjsSession implements WhatsAppSession {
     this.startHealthChecks(gen);
   }
 
+  /**
+   * The number's own phone. whatsapp-web.js takes info.wid from getMaybeMePnUser() or, failing
+   * that, getMaybeMeLidUser(): a hidden id's digits are not a phone, so `+user` is used only for
+   * a `c.us` wid (phoneOfWid only takes 8–15 digits).
+   */
   private readyDetail(): { phone: string } | undefined {
     const wid = this.client?.info?.wid;
-    const phone = wid ? phoneOfWid(wid._serialized) ?? (wid.user ? `+${wid.user}` : undefined) : undefined;
+    const phone = wid ? phoneOfWid(wid._serialized) ?? (wid.server === 'c.us' && wid.user ? `+${wid.user}` : undefined) : undefined;
     return phone ? { phone } : undefined;
   }
 
