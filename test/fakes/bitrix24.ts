@@ -605,11 +605,14 @@ export class FakeBitrix24 {
         return { result: hits.length ? { CONTACT: hits } : [] };
       }
       case 'crm.timeline.comment.add': {
-        const type = String(fields.ENTITY_TYPE ?? '').toLowerCase();
-        const id = Number(fields.ENTITY_ID);
+        // Since crm 23.100.0 only lowercase `fields` is accepted here (reference §3.9): FIELDS is ignored.
+        const f = (params.fields ?? null) as Params | null;
+        if (!f) throw new RestError(400, 'ERROR_ARGUMENT', 'Required parameter "fields" is missing');
+        const type = String(f.ENTITY_TYPE ?? '').toLowerCase();
+        const id = Number(f.ENTITY_ID);
         if (!this.store(p, type).has(id)) throw new RestError(400, 'ERROR_ARGUMENT', 'Entity not found');
         writes.did = true;
-        const c: FakeComment = { ID: this.nextId++, ENTITY_ID: id, ENTITY_TYPE: type, COMMENT: String(fields.COMMENT ?? ''), CREATED: new Date().toISOString() };
+        const c: FakeComment = { ID: this.nextId++, ENTITY_ID: id, ENTITY_TYPE: type, COMMENT: String(f.COMMENT ?? ''), CREATED: new Date().toISOString() };
         p.comments.push(c);
         return { result: c.ID };
       }
