@@ -466,24 +466,50 @@ export class FakeKommo {
       if (!u) return void res.status(204).end();
       hal(res, { id: u.id, name: u.name, rights: { is_admin: u.is_admin, is_active: true } });
     });
+    const leadJson = (acc: FakeAccount, l: FakeLead, withContacts: boolean) => ({
+      id: l.id,
+      name: l.name,
+      pipeline_id: l.pipeline_id,
+      status_id: l.status_id,
+      responsible_user_id: l.responsible_user_id,
+      account_id: acc.id,
+      _embedded: {
+        tags: l.tags.map((name, i) => ({ id: i + 1, name })),
+        companies: l.companyId ? [{ id: l.companyId }] : [],
+        ...(withContacts ? { contacts: l.contactIds.map((id, i) => ({ id, is_main: i === 0 })) } : {}),
+      },
+    });
+    api.get('/leads', (req, res) => {
+      const acc = account(req)!;
+      const wanted = ids(req.query);
+      const list = [...acc.leads.values()].filter((l) => wanted.length === 0 || wanted.includes(l.id));
+      if (list.length === 0) return void res.status(204).end();
+      hal(res, { _page: 1, _embedded: { leads: list.map((l) => leadJson(acc, l, withList(req.query as Record<string, unknown>).includes('contacts'))) } });
+    });
     api.get('/leads/:id', (req, res) => {
       const acc = account(req)!;
       const l = acc.leads.get(Number(req.params.id));
       if (!l) return void res.status(204).end();
-      const withContacts = withList(req.query as Record<string, unknown>).includes('contacts');
-      hal(res, {
-        id: l.id,
-        name: l.name,
-        pipeline_id: l.pipeline_id,
-        status_id: l.status_id,
-        responsible_user_id: l.responsible_user_id,
-        account_id: acc.id,
-        _embedded: {
-          tags: l.tags.map((name, i) => ({ id: i + 1, name })),
-          companies: l.companyId ? [{ id: l.companyId }] : [],
-          ...(withContacts ? { contacts: l.contactIds.map((id, i) => ({ id, is_main: i === 0 })) } : {}),
-        },
+      hal(res, leadJson(acc, l, withList(req.query as Record<string, unknown>).includes('contacts')));
+    });
+    // Leads for existing contacts: `_embedded.contacts: [{id}]` links them, `_embedded.tags` tags it.
+    api.post('/leads', (req, res) => {
+      const acc = account(req)!;
+      const body = req.body as Array<Record<string, any>>;
+      if (!Array.isArray(body) || body.length === 0) return void problem(res, 400, { title: 'Bad Request', detail: 'Request body must be a non-empty array' });
+      const made = body.map((item, i) => {
+        const contactIds = ((item._embedded?.contacts ?? []) as Array<{ id?: unknown }>).map((c) => Number(c.id)).filter((id) => acc.contacts.has(id));
+        const lead = this.addLead(acc, {
+          name: String(item.name ?? 'Lead'),
+          contactIds,
+          pipelineId: item.pipeline_id,
+          statusId: item.status_id,
+          responsible: item.responsible_user_id,
+          tags: ((item._embedded?.tags ?? []) as Array<{ name: string }>).map((t) => t.name),
+        });
+        return { id: lead.id, request_id: String(item.request_id ?? i), _links: { self: { href: `https://${acc.domain}/api/v4/leads/${lead.id}` } } };
       });
+      hal(res, { _links: { self: { href: `https://${acc.domain}/api/v4/leads` } }, _embedded: { leads: made } });
     });
     api.get('/contacts', (req, res) => {
       const acc = account(req)!;

@@ -34,6 +34,17 @@ export function directKommo(w: KommoWorld, opts: { timeoutMs?: number; lingerMs?
   };
 }
 
+/** Real time plus an offset a test moves forward (never behind: rows stamped with Date.now() stay due). */
+export class OffsetClock implements Clock {
+  offset = 0;
+  now(): number {
+    return Date.now() + this.offset;
+  }
+  advance(ms: number): void {
+    this.offset += ms;
+  }
+}
+
 let seq = 0;
 
 /** A mirrored message as the CRM jobs hand it to the adapter (unique id per call). */

@@ -7,7 +7,8 @@ import type { Clock, CrmAdapter, CrmMessageRecord, EntityRef, LivePublisher } fr
 import type { Portal } from '../../../domain/types';
 import type { Logger } from '../../../logger';
 import { KommoRejected, type KommoApi } from './client';
-import { KommoNotes } from './notes';
+import { KommoLeads, newLeadFields } from './leads';
+import { KommoNotes, type NoteTarget } from './notes';
 import { id, parse } from './payload';
 import { isSamePhone, searchQuery } from './phoneMatch';
 import type { KommoStore, PhoneLink } from './store';
@@ -92,9 +93,11 @@ export class KommoAdapter implements CrmAdapter {
   private readonly admins = new Map<number, { ids: string[]; at: number }>();
 
   private readonly notes: KommoNotes;
+  private readonly leads: KommoLeads;
 
   constructor(private readonly d: KommoAdapterDeps) {
     this.notes = new KommoNotes(d);
+    this.leads = new KommoLeads(d);
   }
 
   private async fetchContacts(portalId: number, ids: string[]): Promise<z.infer<typeof contactEntity>[]> {
@@ -138,9 +141,9 @@ export class KommoAdapter implements CrmAdapter {
     if (res.status === 204) return null;
     const found = parse(contactList, res.data, 'contact search')._embedded.contacts.find((c) => rawPhonesIn(c).some((v) => isSamePhone(v, phone)));
     if (!found) return null;
-    const leads = (found._embedded?.leads ?? []).map((l) => l.id);
-    const latest = leads.sort((a, b) => Number(b) - Number(a))[0] ?? null;
-    return { contactId: found.id, leadId: latest };
+    // Its newest open lead: a won or lost one is history, new messages do not belong there.
+    const open = await this.leads.newestOpen(portalId, (found._embedded?.leads ?? []).map((l) => l.id));
+    return { contactId: found.id, leadId: open?.id ?? null };
   }
 
   async findOrCreateByPhone(portal: Portal, phone: string, name: string | null): Promise<EntityRef | null> {
@@ -155,20 +158,16 @@ export class KommoAdapter implements CrmAdapter {
         link = await this.create(portal, phone, name);
       }
       await this.d.store.savePhoneLink(portal.id, phone, link, this.d.clock.now());
+      this.leads.remember(portal.id, link.contactId, link.leadId);
       return { type: 'contact', id: link.contactId };
     });
   }
 
   /** Contact and lead in one call (`/leads/complex`), so a failure cannot leave half of them. */
   private async create(portal: Portal, phone: string, name: string | null): Promise<PhoneLink> {
-    const s = portal.settings;
-    const num = (v: string | undefined) => (v && /^\d+$/.test(v) ? Number(v) : undefined);
-    const responsible = num(s.responsibleUserId);
+    const responsible = /^\d+$/.test(portal.settings.responsibleUserId ?? '') ? Number(portal.settings.responsibleUserId) : undefined;
     const lead = {
-      name: `WhatsApp: ${name ?? phone}`,
-      ...(num(s.pipelineId) ? { pipeline_id: num(s.pipelineId) } : {}),
-      ...(num(s.stageId) ? { status_id: num(s.stageId) } : {}),
-      ...(responsible ? { responsible_user_id: responsible } : {}),
+      ...newLeadFields(portal, name ?? phone),
       _embedded: {
         tags: [{ name: 'WhatsApp' }],
         contacts: [
@@ -187,23 +186,23 @@ export class KommoAdapter implements CrmAdapter {
     return { contactId: made!.contact_id, leadId: made!.id };
   }
 
-  /** Where a message's notes go: the contact and its lead (or the lead a manager linked). */
-  private async targets(portal: Portal, entity: EntityRef | null, phone: string | null): Promise<Array<{ path: 'leads' | 'contacts'; id: string }>> {
+  /**
+   * Where a message's notes go: the contact and its open lead (or the lead a manager linked). A
+   * client writing while all its leads are closed gets a new one where the settings create leads;
+   * a message of ours never makes one.
+   */
+  private async targets(portal: Portal, entity: EntityRef | null, message: CrmMessageRecord): Promise<NoteTarget[]> {
     if (entity?.type === 'lead' || entity?.type === 'deal') return [{ path: 'leads', id: entity.id }];
     let contactId = entity?.type === 'contact' ? entity.id : null;
-    let leadId: string | null = null;
-    if (!contactId && phone) {
-      const link = await this.d.store.phoneLink(portal.id, phone);
-      contactId = link?.contactId ?? null;
-      leadId = link?.leadId ?? null;
-    }
+    if (!contactId && message.phone) contactId = (await this.d.store.phoneLink(portal.id, message.phone))?.contactId ?? null;
     if (!contactId) return [];
-    leadId ??= await this.d.store.leadOfContact(portal.id, contactId);
+    const create = message.direction === 'in' && portal.settings.unknownNumber === 'create' ? { name: message.contactName ?? message.phone ?? 'WhatsApp contact' } : null;
+    const leadId = await this.leads.openLeadOf(portal, contactId, create);
     return [...(leadId ? [{ path: 'leads' as const, id: leadId }] : []), { path: 'contacts' as const, id: contactId }];
   }
 
   async record(portal: Portal, entity: EntityRef | null, message: CrmMessageRecord): Promise<void> {
-    const targets = await this.targets(portal, entity, message.phone);
+    const targets = await this.targets(portal, entity, message);
     if (targets.length === 0) return; // nothing in Kommo to attach it to (hidden id, or "ignore unknown numbers")
     const key =
       message.messageId !== undefined
@@ -257,7 +256,7 @@ export class KommoAdapter implements CrmAdapter {
     if (entity.type === 'lead' || entity.type === 'deal') return `https://${account.domain}/leads/detail/${entity.id}`;
     if (entity.type === 'company') return `https://${account.domain}/companies/detail/${entity.id}`;
     if (entity.type !== 'contact') return null;
-    const lead = await this.d.store.leadOfContact(portal.id, entity.id);
+    const lead = await this.leads.openLeadOf(portal, entity.id, null);
     return lead ? `https://${account.domain}/leads/detail/${lead}` : `https://${account.domain}/contacts/detail/${entity.id}`;
   }
 

@@ -144,6 +144,11 @@ export class KommoStore {
     return r ? String(r.lead_id) : null;
   }
 
+  /** The contact's lead changed (the old one was closed, or a new one was made): every phone of it follows. */
+  async setLeadOfContact(portalId: number, contactId: string, leadId: string | null): Promise<void> {
+    await this.knex('kommo_phone_links').where({ portal_id: portalId, contact_id: contactId }).update({ lead_id: leadId });
+  }
+
   async savePhoneLink(portalId: number, phone: string, link: PhoneLink, now: number): Promise<void> {
     await this.knex('kommo_phone_links')
       .insert({ portal_id: portalId, phone, contact_id: link.contactId, lead_id: link.leadId, created_at: now })
