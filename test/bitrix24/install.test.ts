@@ -234,7 +234,9 @@ describe('Bitrix24: a portal user who is not an admin cannot take the app over',
     // A fresh pair: the OAuth server vouches for the portal, but not for Sam's rights.
     const r1 = await postInstall(srv, asInstall(p, samsFrame(p), chosen));
     expect(r1.status).to.equal(403);
-    expect(await r1.text()).to.contain('administrator');
+    const page = await r1.text();
+    expect(page).to.contain('only a Bitrix24 administrator can install InCRM');
+    expect(page).not.to.contain('again in a minute');
     // A spent refresh token: only his access token is left to check.
     const r2 = await postInstall(srv, asInstall(p, { ...samsFrame(p), REFRESH_ID: 'spent'.repeat(8) }, chosen));
     expect(r2.status).to.equal(403);

@@ -243,7 +243,9 @@ export function bitrix24Router(d: Bitrix24RouteDeps): express.Router {
       if (status >= 500) d.log.error({ err, memberId: f.data.member_id }, 'Bitrix24 install failed');
       else d.log.warn({ memberId: f.data.member_id, err: (err as Error).message }, 'Bitrix24 install refused');
       const p = await d.store.byMember(f.data.member_id);
-      return sendPage(d, res, status, installPage({ ok: false, domain: f.data.DOMAIN, detail: `${(err as Error).message}. Try installing again in a minute.` }), p);
+      // Waiting helps when Bitrix24 was busy, not when it refused (a non-admin, foreign tokens).
+      const detail = status >= 500 ? `${(err as Error).message}. Try installing again in a minute.` : `${(err as Error).message}.`;
+      return sendPage(d, res, status, installPage({ ok: false, domain: f.data.DOMAIN, detail }), p);
     }
     // An install already accepted from ONAPPINSTALL: its handler queued the binding and the Market
     // check; the page only finishes the install (and cannot be replayed to make us call Bitrix24).
