@@ -211,8 +211,9 @@ for (const target of testDatabases()) {
 
       const media = ri.body.media as { url: string; size: number };
       expect(media.size).to.equal(png.length);
-      const file = await fetch(srv.url + media.url);
+      const file = await fetch(srv.url + media.url, { headers: { Origin: 'https://acme.kommo.com' } });
       expect(file.status).to.equal(200);
+      expect(file.headers.get('access-control-allow-origin'), 'readable by the widget in a CRM page').to.equal('*');
       expect(Buffer.from(await file.arrayBuffer()).equals(png)).to.equal(true);
       expect((await fetch(srv.url + media.url.replace(/sig=[^&]+/, 'sig=forged'))).status).to.equal(403);
       expect((await fetch(srv.url + media.url.replace(/exp=\d+/, 'exp=1000'))).status).to.equal(403);

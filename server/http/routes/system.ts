@@ -21,6 +21,9 @@ export function systemRouter(deps: { db: Database; dialect: string; engine: What
     res.send(await deps.metrics.registry.metrics());
   });
   r.get('/media/:sha', async (req, res) => {
+    // The signature is the permission, not the origin: the widget inside a CRM page (another
+    // origin) may read the file, and learn that it is gone (404), without credentials.
+    res.setHeader('Access-Control-Allow-Origin', '*');
     const sha = String(req.params.sha);
     const exp = Number(req.query.exp);
     const sig = typeof req.query.sig === 'string' ? req.query.sig : '';
