@@ -65,6 +65,8 @@ export class StandInWorld {
   readonly injectFails = new Set<number>();
   /** numberIds whose own id WhatsApp Web knows only as a hidden id (info.wid is `…@lid`). */
   readonly hiddenMe = new Set<number>();
+  /** getContactLidAndPhone reveals neither side of a lid/phone pair (WhatsApp Web has not synced it). */
+  lidLookupFails = false;
   /** Phones whose chat WhatsApp Web addresses by hidden id: own messages carry `to` = the lid. */
   readonly lidChats = new Set<string>();
 
@@ -500,8 +502,13 @@ export class StandInClient extends EventEmitter implements WaClient {
     return true;
   }
 
+  /** WWebJS.enforceLidAndPnRetrieval: both ids of a user, from either one. */
   async getContactLidAndPhone(userIds: string[]): Promise<{ lid?: string; pn?: string }[]> {
-    return userIds.map((lid) => ({ lid, pn: this.world.lids.get(lid) }));
+    return userIds.map((id) => {
+      if (id.endsWith('@lid')) return { lid: id, pn: this.world.lidLookupFails ? undefined : this.world.lids.get(id) };
+      const lid = !this.world.lidLookupFails && this.world.lidChats.has('+' + id.split('@')[0]) ? this.world.lidOf(id) : undefined;
+      return { lid, pn: id };
+    });
   }
 }
 

@@ -109,6 +109,26 @@ describe('wwebjs adapter (stand-in Client)', function () {
     expect(rec.inbound.some((m) => m.waMessageId === waMessageId)).to.equal(false);
   });
 
+  for (const lidKnown of [true, false]) {
+    it(`a chat WhatsApp Web keeps under a hidden id: the echo of our slow send (to @lid) is not reported as sent from the phone (lid lookup ${lidKnown ? 'answers' : 'fails'})`, async () => {
+      const { rec, session } = await ready();
+      world.lidChats.add(THEM);
+      world.lidLookupFails = !lidKnown;
+      world.sendDelayMs = 200; // the echo fires long before the send returns (hold is 30 ms here)
+      const { waMessageId } = await session.send({ chatId: '15550002000@c.us', type: 'text', text: 'from the CRM', media: null });
+      expect(waMessageId).to.match(/@lid_/);
+      const second = await session.send({ chatId: '15550002000@c.us', type: 'image', text: 'a photo', media: { data: Buffer.from('png'), mimetype: 'image/png', filename: 'p.png' } });
+      await new Promise((r) => setTimeout(r, 150)); // past the echo hold
+      expect(rec.inbound.map((m) => m.waMessageId)).to.not.include.members([waMessageId, second.waMessageId]);
+      expect(rec.inbound).to.have.length(0);
+      // What the owner types on the phone in that chat is still reported.
+      world.sendDelayMs = 0;
+      const typed = world.fromPhone(1, THEM, 'typed on the phone');
+      await waitFor(() => rec.inbound.length === 1, 2000, 'phone message');
+      expect(rec.inbound[0]).to.include({ waMessageId: typed, fromMe: true, text: 'typed on the phone' });
+    });
+  }
+
   it('a ciphertext placeholder is skipped and the decrypted message, same id, is reported once', async () => {
     const { rec } = await ready();
     const id = world.inbound(1, { from: THEM, type: 'ciphertext', text: '' });
@@ -144,6 +164,32 @@ describe('wwebjs adapter (stand-in Client)', function () {
     world.ack(1, waMessageId, 'failed');
     await waitFor(() => rec.acks.some((a) => a.status === 'failed'), 2000, 'failed ack');
     expect(rec.acks.filter((a) => a.id === waMessageId).map((a) => a.status)).to.include.members(['sent', 'delivered', 'read', 'played', 'failed']);
+  });
+
+  it('checks a number is on WhatsApp before the first message to it only; a "not on WhatsApp" answer is asked again next time', async () => {
+    const { session } = await ready();
+    const c = world.live(1)!;
+    await session.send({ chatId: '15550002000@c.us', type: 'text', text: 'one', media: null });
+    await session.send({ chatId: '15550002000@c.us', type: 'text', text: 'two', media: null });
+    expect(c.calls.getNumberId).to.equal(1);
+    world.registered.set('+15550004000', false);
+    const err = await session.send({ chatId: '15550004000@c.us', type: 'text', text: 'anyone?', media: null }).catch((e: Error) => e);
+    expect((err as Error).message).to.equal('not on WhatsApp');
+    world.registered.set('+15550004000', true); // the person installed WhatsApp
+    await session.send({ chatId: '15550004000@c.us', type: 'text', text: 'now?', media: null });
+    expect(c.calls.getNumberId).to.equal(3);
+    expect(world.delivered.get('+15550004000')!.map((d) => d.text)).to.deep.equal(['now?']);
+  });
+
+  it('sends a video with its caption as a video (not a document)', async () => {
+    const { session } = await ready();
+    await session.send({ chatId: '15550002000@c.us', type: 'video', text: 'the demo', media: { data: Buffer.from('mp4-bytes'), mimetype: 'video/mp4', filename: 'demo.mp4' } });
+    const [d] = world.delivered.get(THEM)!;
+    expect(d!.type).to.equal('video');
+    expect(d!.media).to.include({ mimetype: 'video/mp4', filename: 'demo.mp4', data: Buffer.from('mp4-bytes').toString('base64') });
+    expect(d!.options).to.include({ caption: 'the demo', sendSeen: false });
+    expect(d!.options.sendMediaAsDocument).to.equal(undefined);
+    expect(d!.options.sendAudioAsVoice).to.equal(undefined);
   });
 
   it('sends media with the right options: caption, filename, document, voice as push-to-talk, quote, no sendSeen', async () => {

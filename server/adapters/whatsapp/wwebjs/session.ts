@@ -147,8 +147,16 @@ export class WwebjsSession implements WhatsAppSession {
    * echoes must not come back as "sent from the phone"; the domain reconciles them via recentSent.
    */
   private uncertain: { chatIds: string[]; type: string; text: string | null; at: number }[] = [];
-  /** Sends in flight per chat: an echo of ours waits for them to return their ids. */
+  /** Sends in flight per chat (the core's chat id): an echo of ours waits for them to return their ids. */
   private readonly sending = new Map<string, number>();
+  /**
+   * Other ids WhatsApp Web uses for a chat → the core's chat id: the wid getNumberId resolved, the
+   * chat's hidden id (`@lid`; WhatsApp Web may address our own messages to it, so their echoes
+   * carry it in `to` and `id.remote`). Learned from the lid/phone lookups and the sends' answers.
+   */
+  private readonly chatKey = new RecentIds<string>(5000);
+  /** getNumberId's answer per chat (core chat id → id to send to): checked before the first message only. */
+  private readonly resolved = new RecentIds<string>(5000);
 
   constructor(private readonly d: SessionDeps) {
     this.clientId = `number-${d.numberId}`;
@@ -593,35 +601,71 @@ export class WwebjsSession implements WhatsAppSession {
     if (inb.chatId.endsWith('@lid')) await this.identify(gen, inb.chatId);
   }
 
-  /** A message written on the phone (or our own send echoed back): only the former is reported. */
+  private keyOf(chatId: string): string {
+    return this.chatKey.get(chatId) ?? chatId;
+  }
+
+  private learn(alias: string | null | undefined, chatId: string): void {
+    if (alias && alias !== chatId) this.chatKey.set(alias, chatId);
+  }
+
+  /** The core's chat ids a message of ours may belong to (its `to` and `id.remote`, resolved). */
+  private echoKeys(msg: WaMessage): string[] {
+    return [...new Set([msg.id.remote, msg.to].filter(Boolean).map((k) => this.keyOf(k)))];
+  }
+
+  /**
+   * A message written on the phone (or our own send echoed back): only the former is reported.
+   * An echo usually fires before the send call returns the id that tells them apart, so it is
+   * held while a send to its chat is in flight. The chat is found whatever id the echo carries:
+   * a hidden id is resolved to its phone first; one that cannot be resolved waits for any send.
+   */
   private ownEcho(gen: number, msg: WaMessage): void {
     const id = msg.id._serialized;
     if (this.sent.has(id)) return;
-    const chatId = msg.to;
+    const inFlight = () => {
+      const keys = this.echoKeys(msg);
+      if (keys.some((k) => (this.sending.get(k) ?? 0) > 0)) return true;
+      return keys.every((k) => k.endsWith('@lid')) && this.sending.size > 0;
+    };
     const check = (waited: number) => {
       if (gen !== this.generation || this.closed || this.sent.has(id) || this.isUncertainSend(msg)) return;
       // A send to this chat is still waiting for its id: keep holding (bounded).
-      if ((this.sending.get(chatId) ?? 0) > 0 && waited < this.d.timing.sendTimeoutMs) {
+      if (inFlight() && waited < this.d.timing.sendTimeoutMs) {
         this.later(this.d.timing.ownEchoHoldMs, () => check(waited + this.d.timing.ownEchoHoldMs));
         return;
       }
       void this.receive(gen, msg);
     };
-    this.later(this.d.timing.ownEchoHoldMs, () => check(this.d.timing.ownEchoHoldMs));
+    const hidden = this.echoKeys(msg).find((k) => k.endsWith('@lid'));
+    const resolving = hidden ? this.lookupLid(gen, hidden) : Promise.resolve(null);
+    void resolving.then(() => this.later(this.d.timing.ownEchoHoldMs, () => check(this.d.timing.ownEchoHoldMs)));
+  }
+
+  /** The phone chat id behind a hidden id (null when WhatsApp does not say); remembered. */
+  private async lookupLid(gen: number, lid: string): Promise<string | null> {
+    const known = this.chatKey.get(lid);
+    if (known) return known;
+    const client = this.client;
+    if (!client?.getContactLidAndPhone || gen !== this.generation) return null;
+    try {
+      const [found] = await withTimeout(client.getContactLidAndPhone([lid]), 15_000, 'lid lookup');
+      if (!found?.pn || !phoneOfWid(found.pn)) return null;
+      this.learn(lid, found.pn);
+      return found.pn;
+    } catch (err) {
+      this.d.log.warn({ err, numberId: this.d.numberId }, 'hidden id lookup failed');
+      return null;
+    }
   }
 
   private async identify(gen: number, lid: string): Promise<void> {
-    const client = this.client;
-    if (this.identified.has(lid) || !client?.getContactLidAndPhone || gen !== this.generation) return;
-    try {
-      const [found] = await withTimeout(client.getContactLidAndPhone([lid]), 15_000, 'lid lookup');
-      const phone = found?.pn ? phoneOfWid(found.pn) : null;
-      if (!phone) return;
-      this.identified.add(lid);
-      await this.d.listener.onChatIdentified?.(lid, phone);
-    } catch (err) {
-      this.d.log.warn({ err, numberId: this.d.numberId }, 'hidden id lookup failed');
-    }
+    if (this.identified.has(lid)) return;
+    const pn = await this.lookupLid(gen, lid);
+    const phone = pn ? phoneOfWid(pn) : null;
+    if (!phone) return;
+    this.identified.add(lid);
+    await this.d.listener.onChatIdentified?.(lid, phone)?.catch((err: unknown) => this.d.log.warn({ err, numberId: this.d.numberId }, 'hidden id not recorded'));
   }
 
   private onAck(msg: WaMessage, ack: number): void {
@@ -644,11 +688,7 @@ export class WwebjsSession implements WhatsAppSession {
     const { client, gen } = this.readyClient();
     let target = out.chatId;
     try {
-      if (out.chatId.endsWith('@c.us')) {
-        const wid = await withTimeout(client.getNumberId(out.chatId.split('@')[0]!), this.d.timing.sendTimeoutMs, 'number lookup');
-        if (!wid) throw new PermanentSendError('not on WhatsApp');
-        target = wid._serialized;
-      }
+      if (out.chatId.endsWith('@c.us')) target = await this.resolveTarget(client, out.chatId);
       const options: WaSendOptions = { sendSeen: false };
       if (out.quotedWaMessageId) options.quotedMessageId = out.quotedWaMessageId;
       let content: string | ReturnType<typeof toWaMedia>;
@@ -661,17 +701,21 @@ export class WwebjsSession implements WhatsAppSession {
         if (!out.text) throw new PermanentSendError('nothing to send: no text and no media');
         content = out.text;
       }
-      this.sending.set(target, (this.sending.get(target) ?? 0) + 1);
+      const key = out.chatId;
+      this.sending.set(key, (this.sending.get(key) ?? 0) + 1);
       let msg: WaMessage | null | undefined;
       try {
         msg = await withTimeout(client.sendMessage(target, content, options), this.d.timing.sendTimeoutMs, 'send');
       } finally {
-        const n = (this.sending.get(target) ?? 1) - 1;
-        if (n > 0) this.sending.set(target, n);
-        else this.sending.delete(target);
+        const n = (this.sending.get(key) ?? 1) - 1;
+        if (n > 0) this.sending.set(key, n);
+        else this.sending.delete(key);
       }
       if (!msg) throw new PermanentSendError('WhatsApp could not open this chat');
       const waMessageId = msg.id._serialized;
+      // Where WhatsApp Web filed it (a hidden id, perhaps): later echoes of this chat are ours to match.
+      this.learn(msg.id.remote, key);
+      this.learn(msg.to, key);
       this.sent.set(waMessageId, {
         waMessageId,
         chatId: out.chatId,
@@ -705,13 +749,38 @@ export class WwebjsSession implements WhatsAppSession {
     };
   }
 
+  /**
+   * The id to send to for a phone chat: getNumberId before the first message to it (not on
+   * WhatsApp → a permanent failure), then remembered. The chat's hidden id is looked up at the
+   * same time, so the echo of the send can be matched even when it is addressed to the lid.
+   */
+  private async resolveTarget(client: WaClient, chatId: string): Promise<string> {
+    const cached = this.resolved.get(chatId);
+    if (cached) return cached;
+    const wid = await withTimeout(client.getNumberId(chatId.split('@')[0]!), this.d.timing.sendTimeoutMs, 'number lookup');
+    if (!wid) throw new PermanentSendError('not on WhatsApp');
+    const target = wid._serialized;
+    this.learn(target, chatId);
+    if (client.getContactLidAndPhone) {
+      try {
+        const [ids] = await withTimeout(client.getContactLidAndPhone([target]), 15_000, 'lid lookup');
+        this.learn(ids?.lid, chatId);
+      } catch (err) {
+        this.d.log.warn({ err, numberId: this.d.numberId }, 'hidden id lookup failed');
+      }
+    }
+    this.resolved.set(chatId, target);
+    return target;
+  }
+
   /** An own message that may be the echo of a send whose outcome we never learned. */
   private isUncertainSend(m: WaMessage): boolean {
     if (!m.fromMe || this.uncertain.length === 0) return false;
     const at = m.timestamp * 1000;
     const type = messageType(m.type);
+    const keys = this.echoKeys(m);
     return this.uncertain.some(
-      (u) => u.chatIds.includes(m.to) && u.type === type && (u.text ?? '') === (m.body ?? '') && Math.abs(at - u.at) < UNCERTAIN_MS,
+      (u) => u.chatIds.some((c) => keys.includes(this.keyOf(c))) && u.type === type && (u.text ?? '') === (m.body ?? '') && Math.abs(at - u.at) < UNCERTAIN_MS,
     );
   }
 
