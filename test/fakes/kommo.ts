@@ -225,6 +225,12 @@ export class FakeKommo {
     for (const t of this.refresh.values()) if (t.domain === domain) t.used = true;
   }
 
+  /** What Kommo does when an admin disables the integration: every token of the account stops working (API → 401). */
+  uninstall(domain: string): void {
+    for (const t of this.access.values()) if (t.domain === domain) t.revoked = true;
+    this.revokeRefreshTokens(domain);
+  }
+
   /**
    * Kommo down for `simulatedMs` (scaled by `timeScale`): answers 429, 500, 502, 503 in turn.
    * With `hold`, it also stays down until `release()`, so a test on a busy machine can finish sending

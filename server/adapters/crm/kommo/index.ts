@@ -12,7 +12,8 @@ import { KommoAdapter } from './adapter';
 import { KommoApi, type KommoAppCredentials } from './client';
 import { routeKommoHostsTo } from './hosts';
 import { JOB_KOMMO_KEEPALIVE, keepAliveJob, scheduleKeepAlive } from './keepalive';
-import { JOB_KOMMO_PURGE, kommoApiRoutes, kommoCors, kommoRouter, purgeJob } from './routes';
+import { JOB_KOMMO_PURGE, purgeJob } from './purge';
+import { kommoApiRoutes, kommoCors, kommoRouter } from './routes';
 import { KommoStore } from './store';
 
 export interface KommoModule {

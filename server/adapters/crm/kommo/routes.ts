@@ -2,7 +2,6 @@ import crypto from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { AppError, badRequest, unauthorized } from '../../../domain/errors';
-import type { JobHandler } from '../../../domain/jobs';
 import type { Clock, Database } from '../../../domain/ports';
 import type { SessionManager } from '../../../domain/sessions';
 import { route, type RouteDef } from '../../../http/api';
@@ -12,11 +11,9 @@ import type { KommoAdapter } from './adapter';
 import { KommoNotAuthorized, KommoUnavailable, type KommoApi, type KommoAppCredentials } from './client';
 import { accountHost, originHost } from './hosts';
 import { JwtRejected, verifyKommoJwt } from './jwt';
+import { PURGE_AFTER_MS, schedulePurge } from './purge';
 import type { KommoStore } from './store';
 
-export const JOB_KOMMO_PURGE = 'kommo.purge';
-/** Kommo marketplace rule: an uninstalled account's data is kept 30 days (a reinstall keeps it), then erased. */
-export const PURGE_AFTER_MS = 30 * 24 * 3600_000;
 /** Lifetime of the core token minted from a widget JWT (Kommo's own last 30 minutes). */
 export const WIDGET_TOKEN_TTL_MS = 60 * 60_000;
 /** How long /kommo/oauth waits for the exchange before answering (Kommo gives the hook 3 s). */
@@ -133,7 +130,7 @@ export function kommoRouter(d: KommoRouteDeps): express.Router {
     for (const n of await d.db.repos.numbers.list(account.portalId)) {
       if (n.state !== 'logged_out') await d.sessions.logout(admin, n.id).catch((err) => d.log.warn({ err, numberId: n.id }, 'logout on uninstall failed'));
     }
-    await d.db.repos.jobs.enqueue({ kind: JOB_KOMMO_PURGE, portalId: account.portalId, payload: { accountId: account.accountId }, runAt: account.deleteAfter!, dedupeKey: `kommo.purge:${account.portalId}` });
+    await schedulePurge(d.db, account);
     await d.db.repos.audit.append({ portalId: account.portalId, actor: 'kommo', action: 'kommo.disabled', details: { accountId: account.accountId, deleteAfter: account.deleteAfter } });
     d.log.info({ portalId: account.portalId, accountId: account.accountId }, 'Kommo integration disabled; data scheduled for deletion');
     res.json({ ok: true, deleteAfter: new Date(account.deleteAfter!).toISOString() });
@@ -266,17 +263,4 @@ export function kommoApiRoutes(store: KommoStore, adapter: KommoAdapter, db: Dat
       },
     }),
   ];
-}
-
-/** 30 days after an uninstall, erase the portal (cascades to everything it owns) unless reinstalled. */
-export function purgeJob(store: KommoStore, clock: Clock, log: Logger): JobHandler {
-  return {
-    run: async (job) => {
-      const account = await store.byAccountId(String(job.payload.accountId));
-      if (!account || account.disabledAt === null || account.deleteAfter === null) return; // reinstalled meanwhile
-      if (account.deleteAfter > clock.now()) throw new Error('not due yet');
-      await store.purgePortal(account.portalId);
-      log.info({ portalId: account.portalId, accountId: account.accountId }, 'Kommo account data erased 30 days after uninstall');
-    },
-  };
 }

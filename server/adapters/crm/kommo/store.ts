@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { SecretBox } from '../../../security/secretBox';
+import { JOB_KOMMO_PURGE } from './purge';
 
 /** An OAuth pair as Kommo returns it, with the absolute expiry we compute on receipt. */
 export interface KommoTokens {
@@ -104,6 +105,8 @@ export class KommoStore {
         await trx('kommo_accounts')
           .where({ account_id: a.accountId })
           .update({ domain: a.domain, tokens: sealed, token_version: trx.raw('token_version + 1'), disabled_at: null, delete_after: null });
+        // Reinstalled within the grace period: the deletion scheduled at uninstall is off.
+        await trx('jobs').where({ kind: JOB_KOMMO_PURGE, portal_id: portalId, state: 'pending' }).delete();
       } else {
         await trx('kommo_accounts').insert({ portal_id: portalId, account_id: a.accountId, domain: a.domain, tokens: sealed, token_version: 1, installed_at: a.now });
       }
