@@ -241,7 +241,8 @@ describe('Bitrix24: a portal user who is not an admin cannot take the app over',
     const r2 = await postInstall(srv, asInstall(p, { ...samsFrame(p), REFRESH_ID: 'spent'.repeat(8) }, chosen));
     expect(r2.status).to.equal(403);
     // Every frame carries the real APPLICATION_TOKEN: knowing it proves nothing either.
-    expect((await postInstall(srv, asInstall(p, samsFrame(p), p.applicationToken))).status).to.equal(403);
+    const own = samsFrame(p);
+    expect((await postInstall(srv, asInstall(p, own, own.APPLICATION_TOKEN))).status).to.equal(403);
     // The same pair as an ONAPPINSTALL event (answered at once, refused when proven).
     const f = samsFrame(p);
     const forged = { event: 'ONAPPINSTALL', data: { VERSION: '1', ACTIVE: 'Y', INSTALLED: 'Y', LANGUAGE_ID: 'en' }, auth: { access_token: f.AUTH_ID, refresh_token: f.REFRESH_ID, expires_in: '3600', domain: p.domain, server_endpoint: 'https://oauth.bitrix.info/rest/', client_endpoint: `https://${p.domain}/rest/`, member_id: p.memberId, user_id: '7', application_token: chosen } };
@@ -263,6 +264,27 @@ describe('Bitrix24: a portal user who is not an admin cannot take the app over',
     // The app keeps working with the admin's pair.
     const admin = await apiClient({ fake, portal: p, srv, portalId, close: async () => {} }, 1);
     expect((await admin.get('/bitrix24/options')).status).to.equal(200);
+  });
+
+  it('the real APPLICATION_TOKEN (every frame carries it) cannot uninstall or erase a portal that Bitrix24 still has the app in', async () => {
+    const p = fake.addPortal('forgeduninstall');
+    expect((await postInstall(srv, fake.installation(p))).status).to.equal(200);
+    const before = await waitFor(async () => {
+      const x = await row(srv, p.memberId);
+      return x?.installer_user_id && p.placements.length === 4 ? x : null;
+    }, 5000, 'installed');
+    const portalId = Number(before.portal_id);
+    // Sam reads the token out of his own frame's POST.
+    const forged = fake.uninstallEvent(p, { clean: true, applicationToken: samsFrame(p).APPLICATION_TOKEN });
+    p.installed = true; // Bitrix24 did not uninstall anything
+    expect((await postEvent(srv, forged)).status).to.equal(200);
+    await waitFor(() => srv.db.knex('audit_log').where({ portal_id: portalId, action: 'bitrix24.uninstall_refused' }).first(), 5000, 'forged uninstall refused');
+    expect(await row(srv, p.memberId)).to.deep.equal(before);
+    expect(await srv.db.knex('jobs').where({ kind: 'bitrix24.purge', portal_id: portalId }).first()).to.equal(undefined);
+    expect(await srv.db.repos.portals.get(portalId)).to.not.equal(null);
+    // The real one (Bitrix24 has withdrawn the app's access first) still works.
+    expect((await postEvent(srv, fake.uninstallEvent(p, { clean: true }))).status).to.equal(200);
+    await waitFor(async () => (await srv.db.repos.portals.get(portalId)) === null, 10_000, 'portal erased');
   });
 
   it('a non-admin cannot install InCRM into a portal we do not know yet', async () => {

@@ -275,13 +275,14 @@ export class FakeBitrix24 {
     return { event: 'ONAPPUNINSTALL', event_handler_id: '0', data: { LANGUAGE_ID: 'en', CLEAN: opts.clean ? '1' : '0' }, ts: String(Math.floor(Date.now() / 1000)), auth };
   }
 
-  /** What Bitrix24 POSTs into a card tab's frame for this user. */
+  /** What Bitrix24 POSTs into a card tab's frame for this user (any user: the app token comes along, reference §3.1). */
   frameForm(p: FakeB24Portal, userId: number, placement: string, options: Record<string, string>, lang = 'en') {
     const pair = this.issuePair(p, userId, false);
     return {
       AUTH_ID: pair.access_token,
       AUTH_EXPIRES: String(pair.expires_in),
       REFRESH_ID: pair.refresh_token,
+      APPLICATION_TOKEN: p.applicationToken,
       member_id: p.memberId,
       status: 'L',
       PLACEMENT: placement,

@@ -10,9 +10,10 @@ import type { Logger } from '../../../logger';
 import { SecretBox } from '../../../security/secretBox';
 import { Bitrix24Adapter } from './adapter';
 import { Bitrix24Api } from './client';
-import { JOB_BITRIX24_BIND, JOB_BITRIX24_PURGE, bindJob, bitrix24ApiRoutes, bitrix24Router, purgeJob } from './routes';
+import { JOB_BITRIX24_BIND, bindJob, bitrix24ApiRoutes, bitrix24Router } from './routes';
 import { JOB_BITRIX24_MARKET, marketJob, type MarketBilling } from './market';
 import { Bitrix24Store } from './store';
+import { JOB_BITRIX24_PURGE, JOB_BITRIX24_UNINSTALL, purgeJob, uninstallJob } from './uninstall';
 
 export interface Bitrix24Module {
   adapter: Bitrix24Adapter;
@@ -65,7 +66,6 @@ export function createBitrix24(deps: {
       api,
       store,
       db: deps.db,
-      sessions: deps.sessions,
       tokens: deps.tokens,
       clock: deps.clock,
       log,
@@ -74,7 +74,8 @@ export function createBitrix24(deps: {
     }),
     apiRoutes: bitrix24ApiRoutes(store, adapter, deps.db),
     jobs: {
-      [JOB_BITRIX24_PURGE]: purgeJob(store, deps.db.repos.audit, deps.clock, log),
+      [JOB_BITRIX24_UNINSTALL]: uninstallJob({ api, store, db: deps.db, sessions: deps.sessions, clock: deps.clock, log }),
+      [JOB_BITRIX24_PURGE]: purgeJob({ store, db: deps.db, clock: deps.clock, log }),
       [JOB_BITRIX24_BIND]: bindJob(api, log),
       [JOB_BITRIX24_MARKET]: marketJob({
         api,

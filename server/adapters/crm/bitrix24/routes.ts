@@ -2,10 +2,9 @@ import path from 'node:path';
 import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
 import { AppError } from '../../../domain/errors';
-import { DeferJobError, type JobHandler } from '../../../domain/jobs';
+import type { JobHandler } from '../../../domain/jobs';
 import { KeyedMutex } from '../../../domain/mutex';
-import type { AuditRepo, Clock, Database } from '../../../domain/ports';
-import type { SessionManager } from '../../../domain/sessions';
+import type { Clock, Database } from '../../../domain/ports';
 import { route, type RouteDef } from '../../../http/api';
 import type { TokenService } from '../../../http/tokens';
 import type { Logger } from '../../../logger';
@@ -17,11 +16,9 @@ import { acceptInstall, safeEqual } from './install';
 import { installPage, messagePage, widgetLang, widgetPage } from './pages';
 import type { B24Portal, Bitrix24Store } from './store';
 import { marketCheck } from './market';
+import { queueUninstall } from './uninstall';
 
-export const JOB_BITRIX24_PURGE = 'bitrix24.purge';
 export const JOB_BITRIX24_BIND = 'bitrix24.bind';
-/** Marketplace rule: an uninstalled portal's data is kept 30 days (a reinstall keeps it), then erased. */
-export const PURGE_AFTER_MS = 30 * 24 * 3600_000;
 /** Lifetime of the core token minted from a frame's AUTH_ID (Bitrix24's own lasts an hour). */
 export const WIDGET_TOKEN_TTL_MS = 60 * 60_000;
 
@@ -29,7 +26,6 @@ export interface Bitrix24RouteDeps {
   api: Bitrix24Api | null;
   store: Bitrix24Store;
   db: Database;
-  sessions: SessionManager;
   tokens: TokenService;
   clock: Clock;
   log: Logger;
@@ -288,7 +284,8 @@ export function bitrix24Router(d: Bitrix24RouteDeps): express.Router {
     const data = (Array.isArray(b.data.data) ? {} : (b.data.data ?? {})) as Record<string, unknown>;
     void (async () => {
       if (event === 'ONAPPINSTALL') await onInstallEvent({ ...d, lock }, auth, base, stored);
-      else if (event === 'ONAPPUNINSTALL') await onUninstall(d, auth.member_id, String(data.CLEAN ?? '0') === '1');
+      // Acted on once Bitrix24 confirms it: the token that matched is in every user's frame too.
+      else if (event === 'ONAPPUNINSTALL' && stored) await queueUninstall(d.db.repos.jobs, stored, String(data.CLEAN ?? '0') === '1');
       else if (event === 'ONAPPPAYMENT' && stored) await marketCheck(d.db.repos.jobs, stored.portalId);
       else d.log.debug({ event, memberId: auth.member_id }, 'Bitrix24 event ignored');
     })().catch((err) => d.log.error({ err, event, memberId: auth.member_id }, 'Bitrix24 event processing failed'));
@@ -377,21 +374,6 @@ async function onInstallEvent(d: Bitrix24RouteDeps & { lock: KeyedMutex }, auth:
   await marketCheck(d.db.repos.jobs, out.portal.portalId);
 }
 
-async function onUninstall(d: Bitrix24RouteDeps, member: string, clean: boolean): Promise<void> {
-  const now = d.clock.now();
-  const p = await d.store.uninstall(member, now, clean ? now : now + PURGE_AFTER_MS);
-  if (!p) return;
-  // Nobody in Bitrix24 can use the portal's WhatsApp numbers now: unlink them.
-  const admin = { portalId: p.portalId, userId: 'bitrix24:uninstall', admin: true };
-  for (const n of await d.db.repos.numbers.list(p.portalId)) {
-    if (n.state !== 'logged_out') await d.sessions.logout(admin, n.id).catch((err) => d.log.warn({ err, numberId: n.id }, 'logout on uninstall failed'));
-  }
-  // Audited before the purge is queued: with CLEAN=1 it runs at once, and the erasure comes last.
-  await d.db.repos.audit.append({ portalId: p.portalId, actor: 'bitrix24', action: 'bitrix24.uninstalled', details: { memberId: member, clean, deleteAfter: p.deleteAfter } });
-  await d.db.repos.jobs.enqueue({ kind: JOB_BITRIX24_PURGE, portalId: p.portalId, payload: { memberId: member }, runAt: p.deleteAfter!, dedupeKey: `bitrix24.purge:${p.portalId}:${p.deleteAfter}` });
-  d.log.info({ portalId: p.portalId, memberId: member, clean }, 'Bitrix24 app uninstalled; data scheduled for deletion');
-}
-
 // ---------------------------------------------------------------- /api/v1 and jobs
 
 export function bitrix24ApiRoutes(store: Bitrix24Store, adapter: Bitrix24Adapter, db: Database): RouteDef[] {
@@ -435,22 +417,6 @@ export function bitrix24ApiRoutes(store: Bitrix24Store, adapter: Bitrix24Adapter
       },
     }),
   ];
-}
-
-/** After an uninstall (30 days, or at once with CLEAN=1), erase the portal unless it was reinstalled. */
-export function purgeJob(store: Bitrix24Store, audit: AuditRepo, clock: Clock, log: Logger): JobHandler {
-  return {
-    run: async (job) => {
-      const p = await store.byMember(String(job.payload.memberId));
-      if (!p || p.state !== 'uninstalled' || p.deleteAfter === null) return; // reinstalled meanwhile
-      // Early (a second uninstall moved the date on): wait for the date, without using up attempts.
-      if (p.deleteAfter > clock.now()) throw new DeferJobError('not due yet', p.deleteAfter);
-      await store.purgePortal(p.portalId, job.id);
-      // The audit log outlives the portal (append-only): its last entry says the data is gone.
-      await audit.append({ portalId: p.portalId, actor: 'bitrix24', action: 'bitrix24.purged', details: { memberId: p.memberId, uninstalledAt: p.disabledAt } });
-      log.info({ portalId: p.portalId, memberId: p.memberId }, 'Bitrix24 portal data erased after uninstall');
-    },
-  };
 }
 
 export function bindJob(api: Bitrix24Api | null, log: Logger): JobHandler {
