@@ -514,7 +514,7 @@ export class StandInClient extends EventEmitter implements WaClient {
 
 /** The adapter with its Client replaced by the stand-in; a real executable stands for Chromium (never run). */
 export function standInEngine(world: StandInWorld, over: Partial<ConstructorParameters<typeof WwebjsEngine>[0]> = {}) {
-  const dataDir = tempDir('incrm-wwebjs-');
+  const dataDir = over.config?.DATA_DIR ?? tempDir('incrm-wwebjs-');
   const engine = new WwebjsEngine({
     config: { DATA_DIR: dataDir, WA_MAX_SESSIONS: 50, CHROMIUM_PATH: process.execPath, mediaMaxBytes: 1024 * 1024 },
     createClient: world.factory,

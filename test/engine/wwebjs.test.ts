@@ -8,6 +8,7 @@ import path from 'node:path';
 import { CHROMIUM_NOT_FOUND } from '../../server/adapters/whatsapp/wwebjs/chromium';
 import { WwebjsEngine } from '../../server/adapters/whatsapp/wwebjs/engine';
 import { QR_EXPIRED_REASON } from '../../server/adapters/whatsapp/wwebjs/session';
+import type { RunningServer } from '../../server/main';
 import type { AckStatus, Inbound, SessionListener, WhatsAppSession } from '../../server/domain/ports';
 import type { NumberState } from '../../server/domain/types';
 import { client, startTestServer, tempDir, waitFor } from '../helpers/server';
@@ -58,7 +59,7 @@ describe('wwebjs adapter (stand-in Client)', function () {
   afterEach(() => engine.shutdown());
 
   /** A portal and a number made ready through the widget API of `srv`. */
-  async function readyThroughServer(srv: Awaited<ReturnType<typeof startTestServer>>, phone = ME) {
+  async function readyThroughServer(srv: RunningServer, phone = ME) {
     const portal = await srv.db.repos.portals.create({ crm: 'none', name: 'stand-in' });
     const api = client(srv.url + '/api/v1', srv.tokens.issue({ portalId: portal.id, userId: '1', admin: true }, 3600_000));
     const id = (await api.post('/numbers')).body.id as number;
@@ -630,6 +631,57 @@ describe('wwebjs adapter (stand-in Client)', function () {
       expect(health.engineProblem).to.equal(CHROMIUM_NOT_FOUND);
     } finally {
       await srv2.close();
+    }
+  });
+
+  it('a server restart on the same DATA_DIR restores the ready number without a QR, before numbers that never logged in; a QR that expired stays stopped', async () => {
+    const dataDir = tempDir('incrm-restart-');
+    const config = (max: number) => ({ DATA_DIR: dataDir, WA_MAX_SESSIONS: max, CHROMIUM_PATH: process.execPath, mediaMaxBytes: 1024 * 1024 });
+    const first = standInEngine(world, { config: config(50), timing: { qrTimeoutMs: 1500 } });
+    let srv = await startTestServer({ DATA_DIR: dataDir }, { engine: first.engine });
+    let ids: { expired: number; waiting: number; linked: number };
+    let portalId: number;
+    try {
+      const portal = await srv.db.repos.portals.create({ crm: 'none', name: 'restart' });
+      portalId = portal.id;
+      const api = client(srv.url + '/api/v1', srv.tokens.issue({ portalId, userId: '1', admin: true }, 3600_000));
+      const state = async (id: number) => (await api.get(`/numbers/${id}`)).body as { state: string; stateDetail: string | null; phone: string | null };
+      // Connected, never scanned: the QR expired.
+      const expired = (await api.post('/numbers')).body.id as number;
+      await waitFor(async () => (await state(expired)).state === 'failed', 5000, 'QR expired');
+      // Linked and ready.
+      const linked = (await api.post('/numbers')).body.id as number;
+      await waitFor(async () => (await state(linked)).state === 'qr', 3000, 'qr');
+      world.scan(linked, ME);
+      await waitFor(async () => (await state(linked)).state === 'ready', 3000, 'ready');
+      // Showing its first QR when the server stops.
+      const waiting = (await api.post('/numbers')).body.id as number;
+      await waitFor(async () => (await state(waiting)).state === 'qr', 3000, 'qr');
+      ids = { expired, waiting, linked };
+    } finally {
+      await srv.close();
+    }
+    expect(world.liveClients()).to.have.length(0);
+
+    // Same DATA_DIR, one browser slot: the number with a login gets it.
+    const before = world.clients.length;
+    const second = standInEngine(world, { config: config(1) });
+    srv = await startTestServer({ DATA_DIR: dataDir }, { engine: second.engine });
+    try {
+      const api = client(srv.url + '/api/v1', srv.tokens.issue({ portalId: portalId!, userId: '1', admin: true }, 3600_000));
+      const state = async (id: number) => (await api.get(`/numbers/${id}`)).body as { state: string; stateDetail: string | null; phone: string | null };
+      await waitFor(async () => (await state(ids.linked)).state === 'ready', 5000, 'restored ready');
+      expect((await state(ids.linked)).phone).to.equal(ME);
+      const restarted = world.clients.slice(before);
+      expect(restarted.filter((c) => c.numberId === ids.linked).map((c) => c.showingQr)).to.deep.equal([false]);
+      expect(restarted.filter((c) => c.numberId === ids.expired)).to.have.length(0);
+      expect(await state(ids.expired)).to.deep.include({ state: 'failed', stateDetail: QR_EXPIRED_REASON });
+      // The interrupted QR episode comes back too, behind the number with a login.
+      const w = await state(ids.waiting);
+      expect(w.state).to.equal('starting');
+      expect(w.stateDetail).to.match(/^queued: /);
+    } finally {
+      await srv.close();
     }
   });
 

@@ -23,7 +23,20 @@ export function numberRepo(db: Knex | Knex.Transaction): NumberRepo {
       return (await db('numbers').where({ portal_id: portalId }).whereNot({ state: 'logged_out' }).orderBy('id')).map(toNumber);
     },
     async listRestorable() {
-      return (await db('numbers').whereNot({ state: 'logged_out' }).orderBy('id')).map(toNumber);
+      // Not restored: logged out; stopped before ever logging in (failed with no last_ready_at);
+      // stopped because nobody scanned its QR (the wwebjs engine's QR_EXPIRED_REASON). Those
+      // keep their `failed` state and reason until an admin restarts them, so abandoned QR
+      // numbers do not take WA_MAX_SESSIONS slots at every start. A QR episode the stop
+      // interrupted (starting/qr, no login yet) is restored, after every number with a login.
+      // Order: ready first, then the other numbers with a login, then those without; by id.
+      return (
+        await db('numbers')
+          .whereNot({ state: 'logged_out' })
+          .whereRaw("NOT (state = 'failed' AND last_ready_at IS NULL)")
+          .whereRaw("NOT (state = 'failed' AND COALESCE(state_detail, '') LIKE ?)", ['QR code not scanned%'])
+          .orderByRaw("CASE WHEN state = 'ready' THEN 0 WHEN last_ready_at IS NOT NULL THEN 1 ELSE 2 END")
+          .orderBy('id')
+      ).map(toNumber);
     },
     async setState(id, state, detail, qr) {
       await db('numbers').where({ id }).update({ state, state_detail: detail, qr, updated_at: Date.now() });
