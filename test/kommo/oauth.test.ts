@@ -159,6 +159,7 @@ describe('Kommo: install, tokens, widget proof, uninstall', function () {
 
     const admin = await widgetClient(w, 501);
     const numberId = (await admin.post('/numbers')).body.id as number;
+    w.fake.uninstall(w.acc.domain); // as Kommo does: our tokens stop working, then the hook comes
     const good = await fetch(`${w.srv.url}/kommo/disable?${w.fake.disableQuery(w.acc.id)}`);
     expect(good.status).to.equal(200);
     row = await w.srv.db.knex('kommo_accounts').where({ portal_id: w.portalId }).first();

@@ -109,3 +109,83 @@ describe('Kommo: deleting an uninstalled account 30 days later', function () {
     expect(await deadJobs(w)).to.deep.equal([]);
   });
 });
+
+// The disable hook's signature is HMAC(client_secret, client_id|account_id): the same for every
+// uninstall of an account, so anyone who saw one hook URL can replay it. What makes a hook true
+// is that Kommo no longer accepts our tokens.
+describe('Kommo: the disable hook acts only when Kommo really refuses our tokens', function () {
+  this.timeout(60_000);
+  let w: KommoWorld;
+  let clock: OffsetClock;
+  let num: Awaited<ReturnType<typeof connectNumber>>;
+  beforeEach(async () => {
+    clock = new OffsetClock();
+    w = await kommoWorld({ start: { clock, jobs: { backoffBaseMs: 20, backoffMaxMs: 200 } } });
+    num = await connectNumber(w, '+15550008000');
+  });
+  afterEach(async () => w?.close());
+
+  const hook = async () => {
+    const res = await fetch(`${w.srv.url}/kommo/disable?${w.fake.disableQuery(w.acc.id)}`);
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const account = () => w.srv.db.knex('kommo_accounts').where({ portal_id: w.portalId }).first();
+  const numberState = async () => (await w.srv.db.knex('numbers').where({ id: num.numberId }).first()).state as string;
+
+  it('a replay after a reinstall changes nothing: tokens, WhatsApp sessions and data stay, no deletion', async () => {
+    await uninstall(w);
+    await reinstall(w);
+    const before = await account();
+    const replay = await hook();
+    expect(replay.status).to.be.oneOf([200, 202]);
+    const after = await account();
+    expect(after.disabled_at).to.equal(null);
+    expect(after.tokens).to.equal(before.tokens);
+    expect(await w.srv.db.knex('jobs').where({ kind: 'kommo.purge' }).first()).to.equal(undefined);
+    // And it stays that way when the later re-checks run.
+    clock.advance(2 * 3600_000);
+    await runDueJobs(w, clock);
+    expect((await account()).disabled_at).to.equal(null);
+    expect(await w.srv.db.knex('jobs').where({ kind: 'kommo.purge' }).first()).to.equal(undefined);
+  });
+
+  it('a repeated hook does not push the deletion back', async () => {
+    await uninstall(w);
+    const first = Number((await account()).delete_after);
+    clock.advance(5 * DAY);
+    expect((await hook()).status).to.equal(200);
+    expect(Number((await account()).delete_after)).to.equal(first);
+    const jobs = await w.srv.db.knex('jobs').where({ kind: 'kommo.purge' }).select('run_at');
+    expect(jobs.map((j) => Number(j.run_at))).to.deep.equal([first]);
+    clock.advance(25 * DAY + 60_000);
+    await runDueJobs(w, clock);
+    expect(await portalExists(w), 'erased 30 days after the first hook').to.equal(false);
+  });
+
+  it('a true hook that comes before Kommo revokes the tokens takes effect at the re-check', async () => {
+    const first = await hook(); // Kommo still answers our tokens
+    expect(first.status).to.equal(202);
+    expect((await account()).disabled_at).to.equal(null);
+    expect(await numberState(), 'sessions left alone until confirmed').to.equal('ready');
+    w.fake.uninstall(w.acc.domain);
+    clock.advance(2 * 60_000);
+    await runDueJobs(w, clock);
+    const row = await account();
+    expect(row.disabled_at).to.not.equal(null);
+    expect(row.tokens).to.equal(null);
+    expect(await numberState()).to.equal('logged_out');
+    expect(Number((await w.srv.db.knex('jobs').where({ kind: 'kommo.purge' }).first()).run_at)).to.equal(Number(row.delete_after));
+  });
+
+  it('Kommo unreachable when the hook comes: checked again later, then acted on', async () => {
+    w.fake.uninstall(w.acc.domain);
+    w.fake.outage(0, { hold: true });
+    expect((await hook()).status).to.equal(202);
+    expect((await account()).disabled_at).to.equal(null);
+    w.fake.release();
+    clock.advance(2 * 60_000);
+    await runDueJobs(w, clock);
+    expect((await account()).disabled_at).to.not.equal(null);
+    expect(await numberState()).to.equal('logged_out');
+  });
+});

@@ -15,6 +15,7 @@ import { JOB_KOMMO_KEEPALIVE, keepAliveJob, scheduleKeepAlive } from './keepaliv
 import { JOB_KOMMO_PURGE, purgeJob } from './purge';
 import { kommoApiRoutes, kommoCors, kommoRouter } from './routes';
 import { KommoStore } from './store';
+import { disableCheckJob, JOB_KOMMO_DISABLE_CHECK } from './uninstall';
 
 export interface KommoModule {
   adapter: KommoAdapter;
@@ -62,7 +63,12 @@ export function createKommo(deps: {
     apiRoutes: kommoApiRoutes(store, adapter, deps.db),
     jobs: {
       [JOB_KOMMO_PURGE]: purgeJob(store, deps.clock, log),
-      ...(api ? { [JOB_KOMMO_KEEPALIVE]: keepAliveJob(store, api, deps.db, deps.clock, log) } : {}),
+      ...(api
+        ? {
+            [JOB_KOMMO_KEEPALIVE]: keepAliveJob(store, api, deps.db, deps.clock, log),
+            [JOB_KOMMO_DISABLE_CHECK]: disableCheckJob({ api, store, db: deps.db, sessions: deps.sessions, clock: deps.clock, log }),
+          }
+        : {}),
     },
   };
 }

@@ -11,7 +11,7 @@ import type { KommoAdapter } from './adapter';
 import { KommoNotAuthorized, KommoUnavailable, type KommoApi, type KommoAppCredentials } from './client';
 import { accountHost, originHost } from './hosts';
 import { JwtRejected, verifyKommoJwt } from './jwt';
-import { PURGE_AFTER_MS, schedulePurge } from './purge';
+import { onDisableHook } from './uninstall';
 import type { KommoStore } from './store';
 
 /** Lifetime of the core token minted from a widget JWT (Kommo's own last 30 minutes). */
@@ -108,8 +108,9 @@ export function kommoRouter(d: KommoRouteDeps): express.Router {
   });
 
   // Uninstall hook: GET account_id, client_uuid, signature = hex HMAC-SHA256(secret, client_id|account_id).
+  // The signature never changes for an account, so a good one is necessary, not sufficient.
   r.get('/kommo/disable', async (req, res) => {
-    const { app } = configured();
+    const { app, api } = configured();
     const q = z
       .object({ account_id: z.string().regex(/^\d+$/, 'must be a number'), client_uuid: z.string().optional(), client_id: z.string().optional(), signature: z.string().regex(/^[0-9a-f]{64}$/i, 'must be 64 hex digits') })
       .loose()
@@ -123,17 +124,9 @@ export function kommoRouter(d: KommoRouteDeps): express.Router {
     }
     const existing = await d.store.byAccountId(q.data.account_id);
     if (!existing) return void res.json({ ok: true, known: false });
-    const now = d.clock.now();
-    const account = (await d.store.disable(q.data.account_id, now, now + PURGE_AFTER_MS))!;
-    // The account's WhatsApp sessions are closed (unlinked): nobody in Kommo can use them now.
-    const admin = { portalId: account.portalId, userId: 'kommo:uninstall', admin: true };
-    for (const n of await d.db.repos.numbers.list(account.portalId)) {
-      if (n.state !== 'logged_out') await d.sessions.logout(admin, n.id).catch((err) => d.log.warn({ err, numberId: n.id }, 'logout on uninstall failed'));
-    }
-    await schedulePurge(d.db, account);
-    await d.db.repos.audit.append({ portalId: account.portalId, actor: 'kommo', action: 'kommo.disabled', details: { accountId: account.accountId, deleteAfter: account.deleteAfter } });
-    d.log.info({ portalId: account.portalId, accountId: account.accountId }, 'Kommo integration disabled; data scheduled for deletion');
-    res.json({ ok: true, deleteAfter: new Date(account.deleteAfter!).toISOString() });
+    const outcome = await onDisableHook({ api, store: d.store, db: d.db, sessions: d.sessions, clock: d.clock, log: d.log }, existing);
+    if (!outcome.confirmed) return void res.status(202).json({ ok: true, confirmed: false, detail: `${outcome.why}: nothing was changed; InCRM checks again later` });
+    res.json({ ok: true, deleteAfter: new Date(outcome.account.deleteAfter!).toISOString() });
   });
 
   // Widget proof → core token. The portal is the one of the JWT's account; nothing is taken from the body.

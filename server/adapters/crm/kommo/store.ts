@@ -130,9 +130,14 @@ export class KommoStore {
     await this.knex('kommo_accounts').where({ portal_id: portalId, token_version: expectVersion }).update({ tokens: null, token_version: expectVersion + 1 });
   }
 
-  async disable(accountId: string, now: number, deleteAfter: number): Promise<KommoAccount | null> {
-    await this.knex('kommo_accounts').where({ account_id: accountId }).update({ tokens: null, disabled_at: now, delete_after: deleteAfter, token_version: this.knex.raw('token_version + 1') });
-    return this.byAccountId(accountId);
+  /** Marks the account uninstalled; one already uninstalled keeps its first date and deadline (`changed` false). */
+  async disable(accountId: string, now: number, deleteAfter: number): Promise<{ account: KommoAccount; changed: boolean } | null> {
+    const n = await this.knex('kommo_accounts')
+      .where({ account_id: accountId })
+      .whereNull('disabled_at')
+      .update({ tokens: null, disabled_at: now, delete_after: deleteAfter, token_version: this.knex.raw('token_version + 1') });
+    const account = await this.byAccountId(accountId);
+    return account ? { account, changed: Number(n) === 1 } : null;
   }
 
   // ------------------------------------------------------------------ phone → CRM records
