@@ -8,12 +8,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import puppeteer, { type Browser } from 'puppeteer';
-import { findChromium } from '../../server/adapters/whatsapp/wwebjs/chromium';
+import { CHROMIUM_CANDIDATES, findChromium } from '../../server/adapters/whatsapp/wwebjs/chromium';
 import type { ClientFactory, ClientSpec, WaClient } from '../../server/adapters/whatsapp/wwebjs/client';
 import { WwebjsEngine } from '../../server/adapters/whatsapp/wwebjs/engine';
 import type { SessionListener, WhatsAppSession } from '../../server/domain/ports';
 import type { NumberState } from '../../server/domain/types';
-import { tempDir, waitFor } from '../helpers/server';
+import { client, startTestServer, tempDir, waitFor } from '../helpers/server';
 
 /** Live (non-zombie) processes whose command line mentions `needle`. */
 function processesMentioning(needle: string): { pid: number; cmdline: string[] }[] {
@@ -128,6 +128,37 @@ class States implements SessionListener {
   }
 }
 
+describe('Chromium discovery', () => {
+  const exe = process.execPath; // any executable file stands for a browser here
+  const notExe = path.join(tempDir('incrm-nochrome-'), 'chromium');
+  before(() => fs.writeFileSync(notExe, '', { mode: 0o644 })); // a file, not executable
+
+  it('CHROMIUM_PATH wins over the system paths', () => {
+    expect(findChromium(exe, ['/usr/bin/chromium'])).to.deep.equal({ path: exe, warning: null });
+  });
+
+  it('an invalid CHROMIUM_PATH falls back to the system paths with a warning, which the engine logs', () => {
+    for (const bad of ['/nonexistent/chromium', notExe]) {
+      const found = findChromium(bad, ['/nonexistent/a', exe]);
+      expect(found).to.deep.equal({ path: exe, warning: `CHROMIUM_PATH=${bad} is not an executable file; looking in the system paths` });
+    }
+    const warnings: string[] = [];
+    const engine = new WwebjsEngine({
+      config: { DATA_DIR: tempDir(), WA_MAX_SESSIONS: 1, CHROMIUM_PATH: '/nonexistent/chromium' },
+      chromiumCandidates: ['/nonexistent/a', exe],
+      log: { info: () => {}, warn: (_o, m) => warnings.push(m), error: () => {} },
+    });
+    expect(engine.chromiumPath).to.equal(exe);
+    expect(engine.problem()).to.equal(null);
+    expect(warnings).to.deep.equal(['CHROMIUM_PATH=/nonexistent/chromium is not an executable file; looking in the system paths']);
+  });
+
+  it('with neither: the problem, no path', () => {
+    expect(findChromium(undefined, ['/nonexistent/a'])).to.deep.equal({ path: null, problem: 'Chromium not found: install chromium or set CHROMIUM_PATH' });
+    expect(CHROMIUM_CANDIDATES[0]).to.equal('/usr/bin/chromium');
+  });
+});
+
 describe('wwebjs engine with the real Chromium', function () {
   this.timeout(90_000);
   const found = findChromium(process.env.CHROMIUM_PATH);
@@ -162,7 +193,8 @@ describe('wwebjs engine with the real Chromium', function () {
     });
     try {
       expect(engine.problem()).to.equal(null);
-      expect(engine.chromiumPath).to.equal(found.path);
+      // Debian's chromium, found on its own when CHROMIUM_PATH is not set.
+      expect(engine.chromiumPath).to.equal(process.env.CHROMIUM_PATH || '/usr/bin/chromium');
 
       const listeners = [new States(), new States(), new States()];
       const sessions: WhatsAppSession[] = [];
@@ -196,6 +228,41 @@ describe('wwebjs engine with the real Chromium', function () {
       await engine.shutdown();
     }
     // Clean shutdown: nothing of ours is left running.
+    expect(processesMentioning(dataDir)).to.deep.equal([]);
+  });
+
+  it('/metrics shows each browser\'s memory and the sessions by state', async () => {
+    const dataDir = tempDir('incrm-chromium-');
+    const engine = new WwebjsEngine({
+      config: { DATA_DIR: dataDir, WA_MAX_SESSIONS: 2, CHROMIUM_PATH: process.env.CHROMIUM_PATH },
+      createClient: (spec) => new LocalPageClient(spec, url),
+      timing: { startingTimeoutMs: 60_000, closeTimeoutMs: 10_000 },
+    });
+    const srv = await startTestServer({ DATA_DIR: dataDir }, { engine });
+    try {
+      const portal = await srv.db.repos.portals.create({ crm: 'none', name: 'metrics' });
+      const api = client(srv.url + '/api/v1', srv.tokens.issue({ portalId: portal.id, userId: '1', admin: true }, 3600_000));
+      const ids: number[] = [];
+      for (let i = 0; i < 3; i++) ids.push((await api.post('/numbers')).body.id as number);
+      const states = async () => Promise.all(ids.map(async (id) => (await api.get(`/numbers/${id}`)).body.state as string));
+      await waitFor(async () => (await states()).filter((s) => s === 'qr').length === 2, 60_000, 'two browsers up');
+      const metrics = await (await fetch(srv.url + '/metrics')).text();
+      expect(metrics).to.match(/^incrm_wa_browsers 2$/m);
+      const running = engine.stats().browsers.map((b) => b.numberId);
+      for (const id of running) {
+        const m = new RegExp(`^incrm_wa_browser_rss_bytes\\{number_id="${id}"\\} (\\d+)$`, 'm').exec(metrics);
+        expect(m, `rss of number ${id}`).to.not.equal(null);
+        expect(Number(m![1])).to.be.greaterThan(10 * 1024 * 1024);
+        expect(metrics).to.match(new RegExp(`^incrm_wa_browser_pss_bytes\\{number_id="${id}"\\} [1-9]\\d*$`, 'm'));
+      }
+      const queued = ids.find((id) => !running.includes(id))!;
+      expect(metrics).to.not.include(`number_id="${queued}"`);
+      expect(metrics).to.match(/^incrm_sessions\{state="qr"\} 2$/m);
+      expect(metrics).to.match(/^incrm_sessions\{state="starting"\} 1$/m);
+      expect(metrics).to.match(/^incrm_sessions\{state="ready"\} 0$/m);
+    } finally {
+      await srv.close();
+    }
     expect(processesMentioning(dataDir)).to.deep.equal([]);
   });
 
