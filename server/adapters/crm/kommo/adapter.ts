@@ -262,13 +262,15 @@ export class KommoAdapter implements CrmAdapter {
 
   /**
    * Alerts go to a per-user queue the widget's `everywhere` script reads (and, live, as an
-   * `alert` event on the portal's stream). No user given: the record's responsible user, or for
-   * alerts about no record (a number dropped) the account's admins.
+   * `alert` event on the portal's stream). No user chosen: for an alert about a message (the
+   * caller passes its record, or null when none is known) the record's responsible user, else
+   * the settings' responsible user, else the admins; for an alert about no record at all (no
+   * `entity` argument: a number dropped) the admins.
    */
   async alert(portal: Portal, userIds: string[], text: string, link: string | null, entity?: EntityRef | null): Promise<void> {
     let users = userIds;
-    if (users.length === 0 && entity) {
-      const r = await this.responsibleOf(portal.id, entity);
+    if (users.length === 0 && entity !== undefined) {
+      const r = (entity ? await this.responsibleOf(portal.id, entity) : null) ?? (/^\d+$/.test(portal.settings.responsibleUserId ?? '') ? portal.settings.responsibleUserId! : null);
       if (r) users = [r];
     }
     if (users.length === 0) users = await this.adminsOf(portal.id);
