@@ -534,6 +534,50 @@ describe('wwebjs adapter (stand-in Client)', function () {
     }
   });
 
+  it('the queue position in the starting reason follows the queue as it moves', async () => {
+    const { engine: capped } = standInEngine(world, { config: { DATA_DIR: tempDir(), WA_MAX_SESSIONS: 1, CHROMIUM_PATH: process.execPath } });
+    try {
+      const [a, b, c] = [new Recorder(), new Recorder(), new Recorder()];
+      const sa = await capped.open(1, a);
+      await waitFor(() => a.last?.state === 'qr', 2000, 'first qr');
+      const sb = await capped.open(2, b);
+      await capped.open(3, c);
+      await waitFor(() => c.last?.reason?.endsWith('position 2'), 2000, 'third queued second');
+      expect(b.last!.reason).to.match(/position 1$/);
+      await sb.close(); // the one ahead leaves the queue
+      await waitFor(() => c.last?.reason?.endsWith('position 1'), 2000, 'moved up');
+      expect(c.last!.state).to.equal('starting');
+      await sa.close();
+      await waitFor(() => c.last?.state === 'qr', 2000, 'third qr');
+    } finally {
+      await capped.shutdown();
+    }
+  });
+
+  it('a session sleeping in a long reconnect backoff gives its browser slot away and queues again when it wakes', async () => {
+    const { engine: capped } = standInEngine(world, {
+      config: { DATA_DIR: tempDir(), WA_MAX_SESSIONS: 1, CHROMIUM_PATH: process.execPath },
+      timing: { backoffBaseMs: 400, backoffMaxMs: 400, slotReleaseMs: 300 },
+    });
+    try {
+      const [a, b] = [new Recorder(), new Recorder()];
+      await capped.open(1, a);
+      await waitFor(() => a.last?.state === 'qr', 2000, 'qr');
+      world.scan(1, ME);
+      await waitFor(() => a.last?.state === 'ready', 2000, 'ready');
+      const sb = await capped.open(2, b);
+      await waitFor(() => b.last?.reason?.startsWith('queued'), 2000, 'queued');
+      world.disconnect(1, 'CONFLICT'); // ~400 ms backoff: longer than slotReleaseMs
+      await waitFor(() => b.last?.state === 'qr', 2000, 'the waiting number got the slot');
+      await waitFor(() => a.last?.reason?.startsWith('queued'), 3000, 'number 1 queued behind it');
+      expect(a.last!.state).to.equal('starting');
+      await sb.close();
+      await waitFor(() => a.last?.state === 'ready', 3000, 'number 1 back');
+    } finally {
+      await capped.shutdown();
+    }
+  });
+
   it('browsers start a few at a time: the next launch waits until one shows a QR, is ready or gives up', async () => {
     const { engine: gated } = standInEngine(world, { launchConcurrency: 1, timing: { startingTimeoutMs: 60_000 } });
     try {

@@ -17,6 +17,11 @@ export interface Timing {
   startingTimeoutMs: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
+  /**
+   * A reconnect backoff at least this long gives the browser slot (WA_MAX_SESSIONS) away: the
+   * session has no browser meanwhile. It queues for a slot again when it wakes.
+   */
+  slotReleaseMs: number;
   /** How long a `message_create` of ours waits for the send call that made it to return its id. */
   ownEchoHoldMs: number;
   sendTimeoutMs: number;
@@ -39,6 +44,7 @@ export const DEFAULT_TIMING: Timing = {
   startingTimeoutMs: 3 * 60_000,
   backoffBaseMs: 2_000,
   backoffMaxMs: 5 * 60_000,
+  slotReleaseMs: 30_000,
   ownEchoHoldMs: 2_000,
   sendTimeoutMs: 60_000,
   healthIntervalMs: 60_000,
@@ -182,10 +188,16 @@ export class WwebjsSession implements WhatsAppSession {
   /** Waits for a slot under the cap, then launches. */
   async start(): Promise<void> {
     this.report('starting');
+    await this.queueThenLaunch();
+  }
+
+  private async queueThenLaunch(): Promise<void> {
     this.phase = 'queued';
-    const got = await this.d.slots.acquire(this, (pos) =>
-      this.report('starting', { reason: `queued: ${this.d.slots.max} browsers already running (WA_MAX_SESSIONS=${this.d.slots.max}); position ${pos}` }),
-    );
+    const got = await this.d.slots.acquire(this, (pos) => {
+      if (this.phase === 'queued') {
+        this.report('starting', { reason: `queued: ${this.d.slots.max} browsers already running (WA_MAX_SESSIONS=${this.d.slots.max}); position ${pos}` });
+      }
+    });
     if (!got || this.closed) return;
     await this.launch();
   }
@@ -374,7 +386,10 @@ export class WwebjsSession implements WhatsAppSession {
     this.report('offline', { reason: `${reason}; reconnecting in ${Math.max(1, Math.round(delay / 1000))} s` });
     void this.teardown().then(() => {
       if (this.closed || this.phase !== 'waiting') return;
-      this.later(delay, () => void this.launch());
+      // No browser for a long while: another number may use the slot meanwhile.
+      const giveSlot = delay >= this.d.timing.slotReleaseMs;
+      if (giveSlot) this.d.slots.release(this);
+      this.later(delay, () => void (giveSlot ? this.queueThenLaunch() : this.launch()));
     });
   }
 

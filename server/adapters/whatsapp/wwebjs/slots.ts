@@ -1,10 +1,11 @@
 /**
  * The cap on browsers running at once (WA_MAX_SESSIONS). Numbers beyond it wait in order; a
- * waiter that is closed meanwhile leaves the queue.
+ * waiter that is closed meanwhile leaves the queue. Waiters are told their position whenever it
+ * changes (the settings tab shows it).
  */
 export class Slots<T> {
   private readonly holders = new Set<T>();
-  private readonly queue: { owner: T; resolve: (got: boolean) => void }[] = [];
+  private readonly queue: { owner: T; resolve: (got: boolean) => void; onPosition?: (position: number) => void; position: number }[] = [];
 
   constructor(readonly max: number) {}
 
@@ -21,7 +22,10 @@ export class Slots<T> {
     return this.queue.findIndex((w) => w.owner === owner) + 1;
   }
 
-  /** Resolves true with a slot, false if cancelled while waiting. `queued` is told when it must wait. */
+  /**
+   * Resolves true with a slot, false if cancelled while waiting. `queued` is told the position
+   * when the owner must wait, and again each time it moves up.
+   */
   acquire(owner: T, queued?: (position: number) => void): Promise<boolean> {
     if (this.holders.has(owner)) return Promise.resolve(true);
     if (this.holders.size < this.max && this.queue.length === 0) {
@@ -29,8 +33,9 @@ export class Slots<T> {
       return Promise.resolve(true);
     }
     return new Promise<boolean>((resolve) => {
-      this.queue.push({ owner, resolve });
-      queued?.(this.queue.length);
+      const position = this.queue.length + 1;
+      this.queue.push({ owner, resolve, onPosition: queued, position });
+      queued?.(position);
     });
   }
 
@@ -42,14 +47,27 @@ export class Slots<T> {
 
   cancel(owner: T): void {
     const i = this.queue.findIndex((w) => w.owner === owner);
-    if (i >= 0) this.queue.splice(i, 1)[0]!.resolve(false);
+    if (i < 0) return;
+    this.queue.splice(i, 1)[0]!.resolve(false);
+    this.renumber();
   }
 
   private pump(): void {
+    let moved = false;
     while (this.holders.size < this.max && this.queue.length > 0) {
       const next = this.queue.shift()!;
       this.holders.add(next.owner);
       next.resolve(true);
+      moved = true;
     }
+    if (moved) this.renumber();
+  }
+
+  private renumber(): void {
+    this.queue.forEach((w, i) => {
+      if (w.position === i + 1) return;
+      w.position = i + 1;
+      w.onPosition?.(w.position);
+    });
   }
 }
