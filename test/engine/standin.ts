@@ -65,6 +65,8 @@ export class StandInWorld {
   readonly injectFails = new Set<number>();
   /** numberIds whose own id WhatsApp Web knows only as a hidden id (info.wid is `…@lid`). */
   readonly hiddenMe = new Set<number>();
+  /** Client methods whose page call never answers (a page that stopped responding). */
+  readonly hangCalls = new Set<'getChatById' | 'getChats' | 'sendSeen' | 'fetchMessages'>();
   /** getContactLidAndPhone reveals neither side of a lid/phone pair (WhatsApp Web has not synced it). */
   lidLookupFails = false;
   /** Phones whose chat WhatsApp Web addresses by hidden id: own messages carry `to` = the lid. */
@@ -470,13 +472,19 @@ export class StandInClient extends EventEmitter implements WaClient {
     return snapshot;
   }
 
+  private async hangIf(name: 'getChatById' | 'getChats' | 'sendSeen' | 'fetchMessages'): Promise<void> {
+    if (this.world.hangCalls.has(name)) await new Promise<never>(() => {});
+  }
+
   async getChats(): Promise<WaChat[]> {
+    await this.hangIf('getChats');
     this.requireReady();
     const byChat = this.world.chats.get(this.numberId) ?? new Map<string, StoredMessage[]>();
     return [...byChat.keys()].map((id) => this.chatOf(id));
   }
 
   async getChatById(chatId: string): Promise<WaChat> {
+    await this.hangIf('getChatById');
     this.requireReady();
     // WhatsApp Web finds a phone's chat under its hidden id when it keeps it there.
     const phone = '+' + chatId.split('@')[0];
@@ -490,6 +498,7 @@ export class StandInClient extends EventEmitter implements WaClient {
       isGroup: chatId.endsWith('@g.us'),
       timestamp: list.length ? list[list.length - 1]!.msg.timestamp : 0,
       fetchMessages: async (opts) => {
+        await this.hangIf('fetchMessages');
         this.requireReady();
         const all = list.map((s) => s.msg).filter((m) => opts.fromMe === undefined || m.fromMe === opts.fromMe);
         return opts.limit ? all.slice(-opts.limit) : all;
@@ -498,6 +507,7 @@ export class StandInClient extends EventEmitter implements WaClient {
   }
 
   async sendSeen(_chatId: string): Promise<boolean> {
+    await this.hangIf('sendSeen');
     this.requireReady('sendSeen');
     return true;
   }

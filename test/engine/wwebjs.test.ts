@@ -654,6 +654,49 @@ describe('wwebjs adapter (stand-in Client)', function () {
     await session.markSeen!('15550002000@c.us');
   });
 
+  it('recentSent, markSeen and fetchSince run under a time limit; a page that hangs or lost WWebJS is reconnected', async () => {
+    const { engine: e } = standInEngine(world, { timing: { sendTimeoutMs: 150 } });
+    try {
+      const rec = new Recorder();
+      const session = await e.open(1, rec);
+      await waitFor(() => rec.last?.state === 'qr', 2000, 'qr');
+      world.scan(1, ME);
+      const readyOn = async (what: string) => {
+        await waitFor(() => rec.last?.state === 'ready', 3000, what);
+        return world.live(1)!;
+      };
+      let c = await readyOn('ready');
+      for (const call of ['getChatById', 'fetchMessages'] as const) {
+        world.hangCalls.add(call);
+        const err = await session.recentSent('15550002000@c.us', new Date(0)).catch((x: Error) => x);
+        world.hangCalls.delete(call);
+        expect((err as Error).message).to.match(/timed out/);
+        await waitFor(() => world.live(1) !== c, 3000, `reconnect after ${call}`);
+        c = await readyOn(`ready after ${call}`);
+      }
+      world.hangCalls.add('sendSeen');
+      expect(((await session.markSeen!('15550002000@c.us').catch((x: Error) => x)) as Error).message).to.match(/timed out/);
+      world.hangCalls.delete('sendSeen');
+      await waitFor(() => world.live(1) !== c, 3000, 'reconnect after sendSeen');
+      c = await readyOn('ready after sendSeen');
+      c.injected = false;
+      expect(((await session.markSeen!('15550002000@c.us').catch((x: Error) => x)) as Error).message).to.match(/reading 'sendSeen'/);
+      await waitFor(() => world.live(1) !== c, 3000, 'reconnect after WWebJS gone');
+      c = await readyOn('ready after WWebJS gone');
+      world.hangCalls.add('getChats');
+      const caught = await (async () => {
+        for await (const _m of session.fetchSince(new Date(0))) void _m;
+      })().catch((x: Error) => x);
+      world.hangCalls.delete('getChats');
+      expect((caught as Error).message).to.match(/timed out/);
+      await waitFor(() => world.live(1) !== c, 3000, 'reconnect after getChats');
+      await readyOn('ready at the end');
+      expect(e.stats().reconnects).to.equal(5);
+    } finally {
+      await e.shutdown();
+    }
+  });
+
   it('exposes browsers, reconnects and browser memory on /metrics, and the Chromium problem on /healthz', async () => {
     const srv = await startTestServer({}, { engine });
     try {

@@ -750,7 +750,7 @@ export class WwebjsSession implements WhatsAppSession {
         this.uncertain = this.uncertain.filter((u) => now - u.at < UNCERTAIN_MS).slice(-100);
         this.uncertain.push({ chatIds: [out.chatId, ...(target !== out.chatId ? [target] : [])], type: out.type, text: out.text, at: now });
       }
-      if (isPageGone(err)) this.lost(gen, (err as Error).message);
+      this.failed(gen, err);
       throw err;
     }
   }
@@ -802,12 +802,13 @@ export class WwebjsSession implements WhatsAppSession {
   async *fetchSince(since: Date): AsyncIterable<Inbound> {
     const { client, gen } = this.readyClient();
     const from = since.getTime();
+    const ms = this.d.timing.sendTimeoutMs;
     try {
-      const chats = await client.getChats();
+      const chats = await withTimeout(client.getChats(), ms, 'chat list');
       for (const chat of chats) {
         const chatId = chat.id._serialized;
         if (!isPersonalChat(chatId) || (chat.timestamp ?? 0) * 1000 < from) continue;
-        const messages = await chat.fetchMessages({ limit: 200 });
+        const messages = await withTimeout(chat.fetchMessages({ limit: 200 }), ms, 'message list');
         for (const m of messages) {
           if (m.timestamp * 1000 < from || this.sent.has(m.id._serialized) || this.isUncertainSend(m)) continue;
           // A download that keeps failing on a fresh page ends as unavailable here: one bad
@@ -818,16 +819,28 @@ export class WwebjsSession implements WhatsAppSession {
         }
       }
     } catch (err) {
-      if (isPageGone(err)) this.lost(gen, (err as Error).message);
+      this.failed(gen, err);
       throw err;
     }
   }
 
+  /** A page call failed: a page gone (closed, hung, WWebJS missing) is reconnected. */
+  private failed(gen: number, err: unknown): void {
+    if (isPageGone(err)) this.lost(gen, err instanceof Error ? err.message : String(err));
+  }
+
   async recentSent(chatId: string, since: Date): Promise<SentRecord[]> {
-    const { client } = this.readyClient();
-    const chat = await client.getChatById(chatId);
-    if (!chat) return [];
-    const messages = await chat.fetchMessages({ limit: 50, fromMe: true });
+    const { client, gen } = this.readyClient();
+    const ms = this.d.timing.sendTimeoutMs;
+    let messages: WaMessage[];
+    try {
+      const chat = await withTimeout(client.getChatById(chatId), ms, 'chat lookup');
+      if (!chat) return [];
+      messages = await withTimeout(chat.fetchMessages({ limit: 50, fromMe: true }), ms, 'message list');
+    } catch (err) {
+      this.failed(gen, err);
+      throw err;
+    }
     const out: SentRecord[] = [];
     for (const m of messages) {
       const at = m.timestamp * 1000;
@@ -844,7 +857,12 @@ export class WwebjsSession implements WhatsAppSession {
   }
 
   async markSeen(chatId: string): Promise<void> {
-    const { client } = this.readyClient();
-    await client.sendSeen(chatId);
+    const { client, gen } = this.readyClient();
+    try {
+      await withTimeout(client.sendSeen(chatId), this.d.timing.sendTimeoutMs, 'mark seen');
+    } catch (err) {
+      this.failed(gen, err);
+      throw err;
+    }
   }
 }
