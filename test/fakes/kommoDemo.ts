@@ -21,10 +21,12 @@ export interface DemoKommo {
   close(): Promise<void>;
 }
 
-export async function startDemoKommo(opts: { redirectUri: string; contactPhone?: string }): Promise<DemoKommo> {
+export async function startDemoKommo(opts: { redirectUri: string; contactPhone?: string; maxRps?: number }): Promise<DemoKommo> {
   const clientId = crypto.randomUUID();
   const clientSecret = crypto.randomBytes(24).toString('hex');
-  const fake = await startFakeKommo({ clientId, clientSecret, redirectUri: opts.redirectUri });
+  // No rate limit unless asked: the demo and the browser suites run the server at their own
+  // pace; Kommo's 7/s is checked by test/kommo/rateLimit.test.ts.
+  const fake = await startFakeKommo({ clientId, clientSecret, redirectUri: opts.redirectUri, maxRps: opts.maxRps ?? Infinity });
   const account = fake.addAccount('demo', { name: 'Demo Account' });
   const contact = fake.addContact(account, { name: 'Maria Silva', phones: [opts.contactPhone ?? '+15550000002'] });
   const lead = fake.addLead(account, { name: 'Website redesign', contactIds: [contact.id] });
