@@ -349,6 +349,37 @@ describe('wwebjs adapter (stand-in Client)', function () {
     expect(fs.existsSync(profileOf(1))).to.equal(false);
   });
 
+  it("an admin's logout while the session is not ready still unlinks the device when a login exists", async () => {
+    const { engine: e, profileOf: profile } = standInEngine(world, { timing: { backoffBaseMs: 5_000, backoffMaxMs: 5_000, logoutTimeoutMs: 3_000 } });
+    try {
+      const rec = new Recorder();
+      const session = await e.open(1, rec);
+      await waitFor(() => rec.last?.state === 'qr', 2000, 'qr');
+      world.scan(1, ME);
+      await waitFor(() => rec.last?.state === 'ready', 2000, 'ready');
+      world.disconnect(1, 'CONFLICT'); // sleeping in a 5 s backoff now, no browser
+      await waitFor(() => rec.last?.state === 'offline', 2000, 'offline');
+      expect(world.liveClients()).to.have.length(0);
+      await session.logout();
+      expect(world.links.has(1), 'unlinked on the phone').to.equal(false);
+      expect(fs.existsSync(profile(1))).to.equal(false);
+      expect(world.liveClients()).to.have.length(0);
+    } finally {
+      await e.shutdown();
+    }
+  });
+
+  it("an admin's logout while a QR shows (no login) starts nothing and drops the folder", async () => {
+    const rec = new Recorder();
+    const session = await engine.open(1, rec);
+    await waitFor(() => rec.last?.state === 'qr', 2000, 'qr');
+    const clients = world.clients.length;
+    await session.logout();
+    expect(world.clients.length).to.equal(clients);
+    expect(fs.existsSync(profileOf(1))).to.equal(false);
+    expect(world.liveClients()).to.have.length(0);
+  });
+
   it('other disconnects reconnect with backoff and a fresh Client, keeping the login (no new QR)', async () => {
     const { rec } = await ready();
     world.disconnect(1, 'CONFLICT');

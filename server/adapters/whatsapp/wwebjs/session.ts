@@ -36,6 +36,11 @@ export interface Timing {
   downloadTimeoutMs: number;
   /** Pause before retrying a download that threw (doubled for the third attempt). */
   downloadRetryMs: number;
+  /**
+   * An admin's logout while the session is not ready starts a browser on the login just to
+   * unlink the device; it gives up after this long (the login is then only dropped locally).
+   */
+  logoutTimeoutMs: number;
   closeTimeoutMs: number;
 }
 
@@ -51,6 +56,7 @@ export const DEFAULT_TIMING: Timing = {
   stateGraceMs: 60_000,
   downloadTimeoutMs: 120_000,
   downloadRetryMs: 1_000,
+  logoutTimeoutMs: 45_000,
   closeTimeoutMs: 10_000,
 };
 
@@ -446,20 +452,80 @@ export class WwebjsSession implements WhatsAppSession {
     this.d.onEnd(this);
   }
 
-  /** Unlinks the device on WhatsApp and deletes the login. */
+  /**
+   * Unlinks the device on WhatsApp and deletes the login. A session that is not ready (reconnect
+   * backoff, queued, starting, WhatsApp Web state TIMEOUT) has no page to unlink from: when a
+   * login may exist, a browser is started on it just for this (logoutTimeoutMs), so the phone's
+   * "Linked devices" list does not keep a device nobody can use. Not tried while a QR shows (no
+   * login) nor after a stop (QR expired, banned, outdated version). Deleting the folder alone
+   * leaves the device listed until WhatsApp drops it.
+   */
   async logout(): Promise<void> {
+    const phase = this.phase;
     if (!this.beginEnd()) return;
     const client = this.client;
-    if (client && this.phase === 'ready') {
-      await withTimeout(client.logout(), this.d.timing.closeTimeoutMs, 'logout').catch((err) =>
-        this.d.log.warn({ err, numberId: this.d.numberId }, 'WhatsApp logout failed; dropping the login locally'),
+    let unlinked = false;
+    if (client && phase === 'ready' && !this.degraded) {
+      unlinked = await withTimeout(client.logout(), this.d.timing.closeTimeoutMs, 'logout').then(
+        () => true,
+        (err) => {
+          this.d.log.warn({ err, numberId: this.d.numberId }, 'WhatsApp logout failed; trying once more on a fresh page');
+          return false;
+        },
       );
     }
     await this.teardown();
+    if (!unlinked && phase !== 'qr' && phase !== 'stopped' && phase !== 'idle') {
+      unlinked = await this.unlinkWithFreshClient().catch((err) => {
+        this.d.log.warn({ err, numberId: this.d.numberId }, 'could not unlink the device; dropping the login locally');
+        return false;
+      });
+    }
     this.dropLogin();
     this.d.slots.release(this);
     this.phase = 'stopped';
     this.d.onEnd(this);
+  }
+
+  /** Starts a Client on the kept login only to unlink it: true when WhatsApp took the logout. */
+  private async unlinkWithFreshClient(): Promise<boolean> {
+    if (!fs.existsSync(this.profileDir)) return false;
+    if (!this.d.slots.tryAcquire(this)) {
+      this.d.log.warn({ numberId: this.d.numberId }, `no browser slot free (WA_MAX_SESSIONS=${this.d.slots.max}) to unlink the device; dropping the login locally`);
+      return false;
+    }
+    let browser: BrowserHandle | null = null;
+    let client: WaClient | null = null;
+    try {
+      await removeStaleLock(this.profileDir);
+      if (this.d.browserMode === 'engine') {
+        browser = await launchChromium({ ...this.d.chromium, userDataDir: this.profileDir, closeTimeoutMs: this.d.timing.closeTimeoutMs });
+      }
+      const c = this.d.createClient({
+        clientId: this.clientId,
+        dataPath: this.d.dataPath,
+        profileDir: this.profileDir,
+        browserWSEndpoint: browser?.wsEndpoint ?? null,
+        launch: this.d.browserMode === 'client' ? this.d.chromium : null,
+      });
+      client = c;
+      const outcome = new Promise<'ready' | 'qr'>((resolve, reject) => {
+        c.on('ready', () => resolve('ready'));
+        c.on('qr', () => resolve('qr')); // no login after all: nothing to unlink
+        c.on('disconnected', (reason: string) => reject(new Error(`disconnected: ${reason}`)));
+        c.initialize().catch(reject);
+      });
+      if ((await withTimeout(outcome, this.d.timing.logoutTimeoutMs, 'start for logout')) !== 'ready') return false;
+      await withTimeout(c.logout(), this.d.timing.closeTimeoutMs, 'logout');
+      this.d.log.info({ numberId: this.d.numberId }, 'device unlinked on a browser started for the logout');
+      return true;
+    } finally {
+      if (client) {
+        client.removeAllListeners();
+        await withTimeout(client.destroy(), this.d.timing.closeTimeoutMs, 'destroy').catch(() => {});
+      }
+      if (browser) await browser.close().catch(() => {});
+    }
   }
 
   private async teardown(): Promise<void> {

@@ -39,6 +39,14 @@ export class Slots<T> {
     });
   }
 
+  /** Takes a free slot now (or keeps the one held); false when that would mean waiting. */
+  tryAcquire(owner: T): boolean {
+    if (this.holders.has(owner)) return true;
+    if (this.holders.size >= this.max || this.queue.length > 0) return false;
+    this.holders.add(owner);
+    return true;
+  }
+
   release(owner: T): void {
     this.cancel(owner);
     if (!this.holders.delete(owner)) return;
