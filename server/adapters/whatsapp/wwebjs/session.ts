@@ -844,7 +844,7 @@ export class WwebjsSession implements WhatsAppSession {
     this.learn(target, chatId);
     if (client.getContactLidAndPhone) {
       try {
-        const [ids] = await withTimeout(client.getContactLidAndPhone([target]), 15_000, 'lid lookup');
+        const [ids] = await withTimeout(client.getContactLidAndPhone([target]), 5_000, 'lid lookup');
         this.learn(ids?.lid, chatId);
       } catch (err) {
         this.d.log.warn({ err, numberId: this.d.numberId }, 'hidden id lookup failed');
