@@ -190,6 +190,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     server.listen(config.PORT, resolve);
   });
   const port = (server.address() as { port: number }).port;
+  // A message stored just before a crash cut off its job's insert gets the job back now.
+  await outbound.recoverOrphanedSends();
   runner.start();
   await sessions.restoreAll();
   // The time-driven licence rules (expiry, alerts, maintenance credits, closing idle sessions).

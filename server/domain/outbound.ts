@@ -6,7 +6,7 @@ import { KeyedMutex } from './mutex';
 import { chatIdOf } from './phone';
 import { PermanentSendError, type AckStatus, type Job, type WhatsAppSession } from './ports';
 import { allowedFrom, rank } from './status';
-import type { Message, MessageType, Principal } from './types';
+import type { Message, MessageStatus, MessageType, Principal } from './types';
 
 export const JOB_SEND = 'wa.send';
 
@@ -24,6 +24,11 @@ export interface SessionLookup {
 
 /** Hook for the licence rules: throws (402/403) when the portal may not send now. */
 export type SendGuard = (portalId: number) => Promise<void>;
+
+/** Statuses of a message WhatsApp has taken (not queued, not failed). */
+function isDelivering(s: MessageStatus): boolean {
+  return s === 'sent' || s === 'delivered' || s === 'read' || s === 'played';
+}
 
 function typeOf(mimetype: string, voice: boolean): MessageType {
   if (voice) return 'voice';
@@ -98,7 +103,14 @@ export class OutboundService {
       throw err;
     }
     const mediaRef = req.file ? await this.ctx.media.put(req.file.data, req.file.mimetype) : null;
-    const result = await db.transaction(async (r) => {
+    // No transaction on this path: on SQLite a transaction has the one connection to itself for
+    // as many event-loop turns as it has statements, and at 100 messages/s the two per message
+    // (here and in linkSent) were what made sends fall behind (`npm run bench`). Each statement is
+    // atomic on its own, and the one gap is repaired: a message stored whose job insert failed or
+    // was cut off gets its job from the client's retry (same key, below) or from the start-up
+    // sweep (`recoverOrphanedSends`).
+    const r = db.repos;
+    const result = await (async () => {
       const res = await r.messages.insertOutbound({
         portalId: p.portalId,
         conversationId,
@@ -119,13 +131,15 @@ export class OutboundService {
         await r.conversations.touch(conversationId, res.message.createdAt, 0);
       }
       return res;
-    });
+    })();
     if (!result.created) {
       const m = result.message;
       // Same key, different request: the client has a bug; sending either would be a guess.
       if (m.conversationId !== conversationId || (m.text ?? null) !== (req.text && req.text.length ? req.text : null) || (m.media?.sha256 ?? null) !== (mediaRef?.sha256 ?? null)) {
         throw new AppError(422, 'idempotency_key_reused', 'Idempotency-Key was already used for a different message');
       }
+      // The first attempt may have stored the message and failed before its job: make sure.
+      if (m.status === 'queued' && (await r.jobs.enqueueMissingSends(JOB_SEND, m.id)) > 0) this.ctx.wakeJobs(JOB_SEND);
       return result;
     }
     this.ctx.metrics.message('out', 'stored');
@@ -155,6 +169,16 @@ export class OutboundService {
     return updated;
   }
 
+  /** At start: send jobs for queued messages that lost theirs (see accept). */
+  async recoverOrphanedSends(): Promise<number> {
+    const n = await this.ctx.db.repos.jobs.enqueueMissingSends(JOB_SEND);
+    if (n > 0) {
+      this.ctx.log.warn({ messages: n }, 'queued messages without a send job found; their jobs are back');
+      this.ctx.wakeJobs(JOB_SEND);
+    }
+    return n;
+  }
+
   /** The durable send job. */
   sendJob(): JobHandler {
     return {
@@ -171,7 +195,13 @@ export class OutboundService {
     const { db, clock } = this.ctx;
     const id = Number(job.payload.messageId);
     const found = await db.repos.messages.withParties(id);
-    if (!found || found.message.status !== 'queued') return; // sent meanwhile, or retried and superseded
+    if (!found) return;
+    if (found.message.status !== 'queued') {
+      // Sent meanwhile, or retried and superseded. If this job is running again because the
+      // process died between linking the id and queueing the mirror, queue the mirror now.
+      if (found.message.waMessageId !== null && isDelivering(found.message.status)) await this.enqueueMirror(found.message, found.message.waMessageId);
+      return;
+    }
     const { message: msg, contact } = found;
     // Access may have ended (expired, suspended) since the message was accepted: a backlog does
     // not go out on a portal that may not send. It fails with the licence's reason, retryable.
@@ -246,11 +276,10 @@ export class OutboundService {
     const key = `${msg.numberId}:${waMessageId}`;
     let linked: boolean;
     try {
-      linked = await db.transaction(async (r) => {
-        if (!(await r.messages.setWaMessageId(msg.id, waMessageId))) return false;
-        await r.jobs.enqueue({ kind: JOB_CRM_MIRROR, portalId: msg.portalId, payload: { messageId: msg.id } });
-        return true;
-      });
+      // Two statements, no transaction (see accept): if the process dies between them, this send
+      // job is still in the table and its next run queues the mirror (runSend).
+      linked = await db.repos.messages.setWaMessageId(msg.id, waMessageId);
+      if (linked) await this.enqueueMirror(msg, waMessageId);
     } finally {
       // Linked (the database now says taken) or failed (the job runs again and looks back).
       this.linking.delete(key);
@@ -312,6 +341,11 @@ export class OutboundService {
     if (known && !message) ({ message } = await attempt());
     if (message) this.publishStatus(message);
     return known;
+  }
+
+  /** One CRM mirror per WhatsApp copy of a message: a resend after a failure is mirrored again. */
+  private async enqueueMirror(msg: Message, waMessageId: string): Promise<void> {
+    await this.ctx.db.repos.jobs.enqueue({ kind: JOB_CRM_MIRROR, portalId: msg.portalId, payload: { messageId: msg.id }, dedupeKey: `mirror:${msg.id}:${waMessageId}` });
   }
 
   private publishStatus(m: Message): void {

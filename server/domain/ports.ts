@@ -298,6 +298,11 @@ export interface JobRepo {
   bury(id: number, worker: string, error: string): Promise<void>;
   /** Back to pending until `runAt`, giving back the attempt the claim counted. */
   defer(id: number, worker: string, runAt: number, note: string): Promise<void>;
+  /**
+   * Enqueues the send job of queued outbound messages that have none (all of them, or one): the
+   * repair for a message stored while its job's insert failed or was cut off by a crash.
+   */
+  enqueueMissingSends(kind: string, messageId?: number): Promise<number>;
   /** Makes a portal's pending jobs of these kinds due now (deferred work whose reason is gone). */
   release(portalId: number, kinds: string[], now: number): Promise<number>;
   nextRunAt(lane?: JobLane): Promise<number | null>;

@@ -148,6 +148,48 @@ describe('crash safety (SIGKILL during a burst)', function () {
     child = null;
   });
 
+  it('a message stored without its send job (a crash between the two inserts) is sent after the restart', async () => {
+    const dataDir = tempDir('incrm-crash-orphan-');
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    child = startChild(dataDir, port);
+    await healthy(url);
+    const anon = client(`${url}/api/v1`);
+    const portal = (await anon.post('/simulator/portals', { crm: 'none', name: 'Orphan' })).body;
+    const user = client(`${url}/api/v1`, portal.adminToken);
+    const numberId = (await user.post('/numbers')).body.id;
+    await waitFor(async () => (await user.get(`/numbers/${numberId}`)).body.state === 'qr', 5000, 'qr');
+    await anon.post(`/simulator/numbers/${numberId}/scan`, { phone: '+15550000001' });
+    await waitFor(async () => (await user.get(`/numbers/${numberId}`)).body.state === 'ready', 5000, 'ready');
+    const phone = PHONES[1]!;
+    await anon.put(`/simulator/phones/${encodeURIComponent(phone)}`, { deliverAfterMs: 0 });
+    const conv = (await user.post('/conversations', { phone })).body.id;
+    const victim = child;
+    const died = new Promise<void>((resolve) => victim.once('exit', () => resolve()));
+    victim.kill('SIGKILL');
+    await died;
+    const db = knexFactory({ client: 'sqlite3', connection: { filename: path.join(dataDir, 'incrm.sqlite') }, useNullAsDefault: true });
+    try {
+      const now = Date.now();
+      await db('messages').insert({
+        portal_id: portal.portalId, conversation_id: conv, number_id: numberId, direction: 'out', type: 'text', text: 'left behind', status: 'queued',
+        idempotency_key: 'orphan-crash-1', ptt: false, from_phone: false, revoked: false, created_at: now, updated_at: now,
+      });
+      child = startChild(dataDir, port);
+      await healthy(url);
+      await waitFor(async () => {
+        const got = (await anon.get(`/simulator/delivered?phone=${encodeURIComponent(phone)}`)).body.items as { text: string }[];
+        return got.some((g) => g.text === 'left behind');
+      }, 15_000, 'the orphaned message sent after the restart');
+      await waitFor(async () => (await db('jobs').where({ kind: 'wa.send' })).length === 0, 5000, 'the send job to finish');
+    } finally {
+      await db.destroy();
+    }
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child!.once('exit', resolve));
+    child = null;
+  });
+
   it('a send cut off after WhatsApp took it, before the server learned its id, is reconciled and not sent again', async () => {
     // The burst above kills at a random moment; this one kills at the exact worst one: the
     // simulator takes the message, then SIGKILLs the server before the send call returns.
@@ -189,7 +231,7 @@ describe('crash safety (SIGKILL during a burst)', function () {
         return m && m.wa_message_id && ['sent', 'delivered', 'read'].includes(m.status) ? m : null;
       }, 60_000, 'the cut-off message linked to what WhatsApp took');
       expect(row.send_started_at, 'the send had started before the kill').to.not.equal(null);
-      expect(await db('jobs').where({ kind: 'wa.send' })).to.have.length(0);
+      await waitFor(async () => (await db('jobs').where({ kind: 'wa.send' })).length === 0, 5000, 'the send job to finish');
     } finally {
       await db.destroy();
     }

@@ -121,6 +121,22 @@ for (const target of testDatabases()) {
       expect((await delivered(CLIENT)).filter((d) => d.text === 'cut off')).to.have.length(1);
     });
 
+    it('gives a stored message whose job was lost its job back when the client repeats the request', async () => {
+      // What a failure between the message's insert and its job's insert leaves (no transaction
+      // on this path): the message is queued and nothing will send it.
+      const conv = (await p.user.post('/conversations', { phone: CLIENT })).body;
+      await srv.db.repos.messages.insertOutbound({
+        portalId: p.portalId, conversationId: conv.id, numberId: p.numberId, direction: 'out', type: 'text', text: 'orphan', status: 'queued', idempotencyKey: 'orphan-1', createdAt: Date.now(),
+      });
+      const again = await send(conv.id, { text: 'orphan' }, 'orphan-1');
+      expect(again.status).to.equal(200);
+      await waitFor(async () => (await delivered(CLIENT)).some((d) => d.text === 'orphan'), 3000, 'the orphan delivered');
+      const third = await send(conv.id, { text: 'orphan' }, 'orphan-1');
+      expect(third.status).to.equal(200);
+      await new Promise((res) => setTimeout(res, 100));
+      expect((await delivered(CLIENT)).filter((d) => d.text === 'orphan')).to.have.length(1);
+    });
+
     it('adopts our own send reported back by catch-up after a crash, instead of storing a copy and resending', async () => {
       const conv = (await p.user.post('/conversations', { phone: CLIENT })).body;
       const { message } = await srv.db.repos.messages.insertOutbound({

@@ -112,6 +112,38 @@ export function jobRepo(db: Knex | Knex.Transaction, dialect: Dialect): JobRepo 
           updated_at: Date.now(),
         });
     },
+    async enqueueMissingSends(kind, messageId) {
+      // Send jobs carry the key `send:<id>` (a retry's `send:<id>:retry:<t>`), so "has a job" is a
+      // key look-up; the payload is built the way enqueue() writes it.
+      const now = Date.now();
+      const orphans = db('messages as m')
+        .select(
+          db.raw('?', [kind]),
+          'm.portal_id',
+          db.raw(`'{"messageId":' || m.id || '}'`),
+          db.raw("'pending'"),
+          db.raw('0'),
+          db.raw('12'),
+          db.raw('?', [now]),
+          db.raw(`'send:' || m.id`),
+          db.raw('0'),
+          db.raw('?', [now]),
+          db.raw('?', [now]),
+        )
+        .where({ 'm.direction': 'out', 'm.status': 'queued' })
+        .whereNull('m.wa_message_id')
+        .whereNotExists(
+          db('jobs as j')
+            .select(db.raw('1'))
+            .where((q) => q.whereRaw(`j.dedupe_key = 'send:' || m.id`).orWhereRaw(`j.dedupe_key LIKE 'send:' || m.id || ':retry:%'`)),
+        );
+      if (messageId !== undefined) orphans.andWhere('m.id', messageId);
+      const res = await db.raw(
+        `INSERT INTO jobs (kind, portal_id, payload, state, attempts, max_attempts, run_at, dedupe_key, priority, created_at, updated_at) ${orphans.toQuery()} ON CONFLICT DO NOTHING RETURNING id`,
+      );
+      const rows: Row[] = Array.isArray(res) ? res : res.rows;
+      return rows.length;
+    },
     async release(portalId, kinds, now) {
       if (kinds.length === 0) return 0;
       const n = await db('jobs').where({ portal_id: portalId, state: 'pending' }).whereIn('kind', kinds).andWhere('run_at', '>', now).update({ run_at: now, updated_at: Date.now() });
