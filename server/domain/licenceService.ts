@@ -488,8 +488,9 @@ export class LicenceService {
         run: async (job) => {
           const portal = await this.ctx.db.repos.portals.get(Number(job.portalId));
           if (!portal) return;
-          const admins = portal.settings.alertUserIds ?? (portal.settings.responsibleUserId ? [portal.settings.responsibleUserId] : []);
-          await crm(portal.crm).alert(portal, admins, `InCRM: ${textOf(job.payload)}`, null);
+          // The portal's admins (they pay): an empty list with no record is "the admins" to every
+          // adapter (the CRM port's alert contract, as for a number that drops).
+          await crm(portal.crm).alert(portal, [], `InCRM: ${textOf(job.payload)}`, null);
         },
       },
       // One job per alert fans out into one job per linked account: each address gets its own

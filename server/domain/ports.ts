@@ -140,7 +140,12 @@ export interface CrmAdapter {
   phonesOf(portal: Portal, entity: EntityRef): Promise<string[]>;
   findOrCreateByPhone(portal: Portal, phone: string, name: string | null): Promise<EntityRef | null>;
   record(portal: Portal, entity: EntityRef | null, message: CrmMessageRecord): Promise<void>;
-  /** `entity`: the CRM record the alert is about, when known (lets the CRM link to the card). */
+  /**
+   * Notifies CRM users. `userIds` non-empty: those users. Empty: with `entity` the record's
+   * responsible user (then the settings' responsible user, then the admins); with no `entity`
+   * argument at all the portal's admins (a number that dropped, the licence). `entity`: the record
+   * the alert is about, when known (lets the CRM link to the card).
+   */
   alert(portal: Portal, userIds: string[], text: string, link: string | null, entity?: EntityRef | null): Promise<void>;
 }
 
