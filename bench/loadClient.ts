@@ -31,6 +31,7 @@ async function post(job: PostJob): Promise<{ starts: string[]; ends: string[]; f
   const ends: string[] = new Array(job.n).fill('');
   let failures = 0;
   const inflight: Promise<void>[] = [];
+  await warmUp(job.url);
   const t0 = Date.now();
   for (let i = 0; i < job.n; i++) {
     const due = t0 + (i * 1000) / job.rate;
@@ -56,8 +57,14 @@ async function post(job: PostJob): Promise<{ starts: string[]; ends: string[]; f
   return { starts, ends, failures };
 }
 
+/** The first fetch of a process loads undici and opens a connection: not part of any figure. */
+async function warmUp(url: string): Promise<void> {
+  for (let i = 0; i < 3; i++) await fetch(new URL('/healthz', url)).then((r) => r.arrayBuffer(), () => undefined);
+}
+
 async function get(job: GetJob): Promise<{ latenciesMs: number[] }> {
   const latenciesMs: number[] = [];
+  if (job.urls[0]) await warmUp(job.urls[0]);
   for (const url of job.urls) {
     const t = now();
     const res = await fetch(url, { headers: job.headers });
