@@ -59,6 +59,25 @@ describe('crash safety (SIGKILL during a burst)', function () {
     child?.kill('SIGKILL');
   });
 
+  /** A server child on a fresh DATA_DIR with a ready number and a conversation with `phone`. */
+  async function serverWithChat(prefix: string, phone: string) {
+    const dataDir = tempDir(prefix);
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    child = startChild(dataDir, port);
+    await healthy(url);
+    const anon = client(`${url}/api/v1`);
+    const portal = (await anon.post('/simulator/portals', { crm: 'none', name: prefix })).body as { portalId: number; adminToken: string };
+    const user = client(`${url}/api/v1`, portal.adminToken);
+    const numberId = (await user.post('/numbers')).body.id as number;
+    await waitFor(async () => (await user.get(`/numbers/${numberId}`)).body.state === 'qr', 5000, 'qr');
+    await anon.post(`/simulator/numbers/${numberId}/scan`, { phone: '+15550000001' });
+    await waitFor(async () => (await user.get(`/numbers/${numberId}`)).body.state === 'ready', 5000, 'ready');
+    await anon.put(`/simulator/phones/${encodeURIComponent(phone)}`, { deliverAfterMs: 0 });
+    const conv = (await user.post('/conversations', { phone })).body.id as number;
+    return { dataDir, port, url, anon, portal, user, numberId, phone, conv };
+  }
+
   it('stores every inbound message once and delivers every outbound message once after a kill and restart', async () => {
     const dataDir = tempDir('incrm-crash-');
     const port = await freePort();
@@ -149,22 +168,8 @@ describe('crash safety (SIGKILL during a burst)', function () {
   });
 
   it('a message stored without its send job (a crash between the two inserts) is sent after the restart', async () => {
-    const dataDir = tempDir('incrm-crash-orphan-');
-    const port = await freePort();
-    const url = `http://127.0.0.1:${port}`;
-    child = startChild(dataDir, port);
-    await healthy(url);
-    const anon = client(`${url}/api/v1`);
-    const portal = (await anon.post('/simulator/portals', { crm: 'none', name: 'Orphan' })).body;
-    const user = client(`${url}/api/v1`, portal.adminToken);
-    const numberId = (await user.post('/numbers')).body.id;
-    await waitFor(async () => (await user.get(`/numbers/${numberId}`)).body.state === 'qr', 5000, 'qr');
-    await anon.post(`/simulator/numbers/${numberId}/scan`, { phone: '+15550000001' });
-    await waitFor(async () => (await user.get(`/numbers/${numberId}`)).body.state === 'ready', 5000, 'ready');
-    const phone = PHONES[1]!;
-    await anon.put(`/simulator/phones/${encodeURIComponent(phone)}`, { deliverAfterMs: 0 });
-    const conv = (await user.post('/conversations', { phone })).body.id;
-    const victim = child;
+    const { dataDir, port, url, anon, portal, user, numberId, phone, conv } = await serverWithChat('incrm-crash-orphan-', PHONES[1]!);
+    const victim = child!;
     const died = new Promise<void>((resolve) => victim.once('exit', () => resolve()));
     victim.kill('SIGKILL');
     await died;
@@ -193,27 +198,13 @@ describe('crash safety (SIGKILL during a burst)', function () {
   it('a send cut off after WhatsApp took it, before the server learned its id, is reconciled and not sent again', async () => {
     // The burst above kills at a random moment; this one kills at the exact worst one: the
     // simulator takes the message, then SIGKILLs the server before the send call returns.
-    const dataDir = tempDir('incrm-crash-send-');
-    const port = await freePort();
-    const url = `http://127.0.0.1:${port}`;
-    child = startChild(dataDir, port);
-    await healthy(url);
-    const anon = client(`${url}/api/v1`);
-    const portal = (await anon.post('/simulator/portals', { crm: 'none', name: 'Cut' })).body;
-    const user = client(`${url}/api/v1`, portal.adminToken);
-    const numberId = (await user.post('/numbers')).body.id;
-    await waitFor(async () => (await user.get(`/numbers/${numberId}`)).body.state === 'qr', 5000, 'qr');
-    await anon.post(`/simulator/numbers/${numberId}/scan`, { phone: '+15550000001' });
-    await waitFor(async () => (await user.get(`/numbers/${numberId}`)).body.state === 'ready', 5000, 'ready');
-    const phone = PHONES[0]!;
-    await anon.put(`/simulator/phones/${encodeURIComponent(phone)}`, { deliverAfterMs: 0 });
-    const conv = (await user.post('/conversations', { phone })).body.id;
+    const { dataDir, port, url, anon, user, phone, conv } = await serverWithChat('incrm-crash-send-', PHONES[0]!);
     const deliveredTexts = async () => ((await anon.get(`/simulator/delivered?phone=${encodeURIComponent(phone)}`)).body.items as { text: string }[]).map((d) => d.text);
     expect((await user.post(`/conversations/${conv}/messages`, { text: 'before' }, { 'Idempotency-Key': 'cut-0' })).status).to.equal(201);
     await waitFor(async () => (await deliveredTexts()).includes('before'), 5000, 'first message delivered');
 
     expect((await anon.post('/simulator/crash', { afterSends: 1 })).status).to.equal(204);
-    const victim = child;
+    const victim = child!;
     const died = new Promise<void>((resolve) => victim.once('exit', () => resolve()));
     await user.post(`/conversations/${conv}/messages`, { text: 'cut off' }, { 'Idempotency-Key': 'cut-1' }).catch(() => undefined);
     await died;
