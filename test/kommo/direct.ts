@@ -34,16 +34,8 @@ export function directKommo(w: KommoWorld, opts: { timeoutMs?: number; lingerMs?
   };
 }
 
-/** Real time plus an offset a test moves forward (never behind: rows stamped with Date.now() stay due). */
-export class OffsetClock implements Clock {
-  offset = 0;
-  now(): number {
-    return Date.now() + this.offset;
-  }
-  advance(ms: number): void {
-    this.offset += ms;
-  }
-}
+// The suites' one offset clock (real time plus an offset a test moves forward).
+export { OffsetClock } from '../licence/world';
 
 let seq = 0;
 
