@@ -43,6 +43,9 @@ const VOICE_MIMES = ['audio/ogg', 'audio/ogg; codecs=opus', 'audio/opus'];
 
 const ACK_TTL_MS = 120_000;
 
+/** How an engine message id is known in memory (ids are unique per number, not globally). */
+const ackKey = (numberId: number, waMessageId: string) => `${numberId}:${waMessageId}`;
+
 type ParkedAck = { status: AckStatus; error?: string; at: number };
 
 /**
@@ -110,28 +113,21 @@ export class OutboundService {
     // was cut off gets its job from the client's retry (same key, below) or from the start-up
     // sweep (`recoverOrphanedSends`).
     const r = db.repos;
-    const result = await (async () => {
-      const res = await r.messages.insertOutbound({
-        portalId: p.portalId,
-        conversationId,
-        numberId: conversation.numberId,
-        direction: 'out',
-        type: req.file ? typeOf(req.file.mimetype, !!req.voice) : 'text',
-        text: req.text && req.text.length ? req.text : null,
-        status: 'queued',
-        idempotencyKey,
-        mediaId: mediaRef?.id ?? null,
-        mediaFilename: req.file?.filename ?? null,
-        ptt: !!req.voice,
-        quotedMessageId: req.quotedMessageId ?? null,
-        createdAt: clock.now(),
-      });
-      if (res.created) {
-        await r.jobs.enqueue({ kind: JOB_SEND, portalId: p.portalId, payload: { messageId: res.message.id }, dedupeKey: `send:${res.message.id}`, priority: 0 });
-        await r.conversations.touch(conversationId, res.message.createdAt, 0);
-      }
-      return res;
-    })();
+    const result = await r.messages.insertOutbound({
+      portalId: p.portalId,
+      conversationId,
+      numberId: conversation.numberId,
+      direction: 'out',
+      type: req.file ? typeOf(req.file.mimetype, !!req.voice) : 'text',
+      text: req.text && req.text.length ? req.text : null,
+      status: 'queued',
+      idempotencyKey,
+      mediaId: mediaRef?.id ?? null,
+      mediaFilename: req.file?.filename ?? null,
+      ptt: !!req.voice,
+      quotedMessageId: req.quotedMessageId ?? null,
+      createdAt: clock.now(),
+    });
     if (!result.created) {
       const m = result.message;
       // Same key, different request: the client has a bug; sending either would be a guess.
@@ -142,6 +138,8 @@ export class OutboundService {
       if (m.status === 'queued' && (await r.jobs.enqueueMissingSends(JOB_SEND, m.id)) > 0) this.ctx.wakeJobs(JOB_SEND);
       return result;
     }
+    await r.jobs.enqueue({ kind: JOB_SEND, portalId: p.portalId, payload: { messageId: result.message.id }, dedupeKey: `send:${result.message.id}`, priority: 0 });
+    await r.conversations.touch(conversationId, result.message.createdAt, 0);
     this.ctx.metrics.message('out', 'stored');
     this.ctx.live.publish(p.portalId, { type: 'message', conversationId, message: result.message });
     this.ctx.wakeJobs(JOB_SEND);
@@ -220,8 +218,8 @@ export class OutboundService {
     if (!chatId) throw new PermanentJobError('the contact has no WhatsApp id');
 
     // The chat lock keeps sends to one chat in order and makes the look-back below unambiguous.
-    // It covers the engine call only: linking the id afterwards (a transaction) happens outside it,
-    // so the next message of the chat does not wait for our commit. Ids sent but not yet linked
+    // It covers the engine call only: linking the id afterwards happens outside it, so the next
+    // message of the chat does not wait for our writes. Ids sent but not yet linked
     // are kept in `linking`, and the look-back treats them as taken.
     const outcome = await this.chatLock.run(`${msg.numberId}:${chatId}`, async (): Promise<{ link: string } | null> => {
       // The id came back through catch-up (adoptPendingSend): WhatsApp has the message.
@@ -238,14 +236,14 @@ export class OutboundService {
         const match = sent.find(
           (s) =>
             !taken.has(s.waMessageId) &&
-            !this.linking.has(`${msg.numberId}:${s.waMessageId}`) &&
+            !this.linking.has(ackKey(msg.numberId, s.waMessageId)) &&
             s.type === msg.type &&
             (s.text ?? null) === (msg.text ?? null) &&
             (s.mediaSha256 ?? null) === (msg.media?.sha256 ?? null),
         );
         if (match) {
           this.ctx.log.info({ messageId: id, waMessageId: match.waMessageId }, 'interrupted send found delivered; not resending');
-          this.linking.add(`${msg.numberId}:${match.waMessageId}`);
+          this.linking.add(ackKey(msg.numberId, match.waMessageId));
           return { link: match.waMessageId };
         }
       }
@@ -257,7 +255,7 @@ export class OutboundService {
         : null;
       try {
         const { waMessageId } = await session.send({ chatId, type: msg.type, text: msg.text, media, ptt: msg.ptt, quotedWaMessageId: quotedWaId });
-        this.linking.add(`${msg.numberId}:${waMessageId}`);
+        this.linking.add(ackKey(msg.numberId, waMessageId));
         return { link: waMessageId };
       } catch (err) {
         if (err instanceof PermanentSendError) {
@@ -273,7 +271,7 @@ export class OutboundService {
 
   private async linkSent(msg: Message, waMessageId: string): Promise<void> {
     const { db } = this.ctx;
-    const key = `${msg.numberId}:${waMessageId}`;
+    const key = ackKey(msg.numberId, waMessageId);
     let linked: boolean;
     try {
       // Two statements, no transaction (see accept): if the process dies between them, this send
@@ -300,7 +298,7 @@ export class OutboundService {
 
   /** An ack from the engine. Unknown ids are held briefly: the send call may not have returned yet. */
   async ack(numberId: number, waMessageId: string, status: AckStatus, error?: string): Promise<void> {
-    const key = `${numberId}:${waMessageId}`;
+    const key = ackKey(numberId, waMessageId);
     // Engines report the first ack as soon as WhatsApp takes the message, often before our send
     // call has resumed with its id. Give that continuation one turn of the event loop: if the id
     // then shows up in `linking`, park the ack for linkSent without asking the database.

@@ -132,7 +132,11 @@ export class SessionManager implements SessionLookup {
     if (!number) throw notFound('number');
     const l = this.live.get(numberId);
     if (l && (l.state === 'ready' || l.state === 'starting' || l.state === 'qr')) return number;
-    if (!(await this.mayRun(p.portalId))) await this.connectGuard(p.portalId).then(() => Promise.reject(new AppError(402, 'licence_expired', 'the sessions of this portal are closed until its licence is paid')));
+    if (!(await this.mayRun(p.portalId))) {
+      // The licence's own refusal when it has one (403 suspended, 402 expired), else this one.
+      await this.connectGuard(p.portalId);
+      throw new AppError(402, 'licence_expired', 'the sessions of this portal are closed until its licence is paid');
+    }
     if (l?.session) await l.session.close().catch(() => {});
     this.live.delete(numberId);
     await this.open(number);

@@ -3,6 +3,8 @@ import type { Job, JobLane, JobRepo } from '../../domain/ports';
 import type { Dialect } from '../knex';
 import { num, strOrNull, type Row } from './rows';
 
+const DEFAULT_MAX_ATTEMPTS = 12;
+
 function toJob(r: Row): Job {
   return {
     id: num(r.id),
@@ -59,7 +61,7 @@ export function jobRepo(db: Knex | Knex.Transaction, dialect: Dialect): JobRepo 
             payload: JSON.stringify(s.payload),
             state: 'pending',
             attempts: 0,
-            max_attempts: s.maxAttempts ?? 12,
+            max_attempts: s.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
             run_at: s.runAt ?? now,
             dedupe_key: s.dedupeKey ?? null,
             priority: s.priority ?? 10,
@@ -123,7 +125,7 @@ export function jobRepo(db: Knex | Knex.Transaction, dialect: Dialect): JobRepo 
           db.raw(`'{"messageId":' || m.id || '}'`),
           db.raw("'pending'"),
           db.raw('0'),
-          db.raw('12'),
+          db.raw('?', [DEFAULT_MAX_ATTEMPTS]),
           db.raw('?', [now]),
           db.raw(`'send:' || m.id`),
           db.raw('0'),

@@ -37,6 +37,10 @@ export function messageRepo(db: Knex | Knex.Transaction): MessageRepo {
     const row = await selectMessages(db).where('msg.id', id).first();
     return row ? toMessage(row) : null;
   };
+  const byIdempotencyKey = async (portalId: number, key: string): Promise<Message | null> => {
+    const row = await selectMessages(db).where({ 'msg.portal_id': portalId, 'msg.idempotency_key': key }).first();
+    return row ? toMessage(row) : null;
+  };
   // An updated or inserted row is the whole message unless it has media to join in.
   const withMedia = async (row: Row | undefined): Promise<Message | null> =>
     !row ? null : row.media_id === null ? toMessage(row) : byId(Number(row.id));
@@ -56,15 +60,9 @@ export function messageRepo(db: Knex | Knex.Transaction): MessageRepo {
         .ignore()
         .returning('*');
       if (rows.length > 0) return { message: (await withMedia(rows[0] as Row))!, created: true };
-      const existing = await selectMessages(db)
-        .where({ 'msg.portal_id': m.portalId, 'msg.idempotency_key': m.idempotencyKey })
-        .first();
-      return { message: toMessage(existing), created: false };
+      return { message: (await byIdempotencyKey(m.portalId, m.idempotencyKey!))!, created: false };
     },
-    async findByIdempotencyKey(portalId, key) {
-      const row = await selectMessages(db).where({ 'msg.portal_id': portalId, 'msg.idempotency_key': key }).first();
-      return row ? toMessage(row) : null;
-    },
+    findByIdempotencyKey: byIdempotencyKey,
     async get(portalId, id) {
       const row = await selectMessages(db).where({ 'msg.id': id, 'msg.portal_id': portalId }).first();
       return row ? toMessage(row) : null;
