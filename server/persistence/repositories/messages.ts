@@ -31,14 +31,13 @@ function toRow(m: NewMessage): Row {
 const HISTORY_COLUMNS = [
   'msg.id', 'msg.conversation_id', 'msg.direction', 'msg.type', 'msg.text', 'msg.status', 'msg.error', 'msg.created_at',
   'msg.media_id', 'msg.media_filename', 'msg.ptt', 'msg.quoted_message_id', 'msg.from_phone', 'msg.revoked',
-  'med.sha256 as m_sha256', 'med.mimetype as m_mimetype', 'med.size as m_size',
 ];
 
-/** Messages with their media columns joined in. */
-export function selectMessages(db: Knex | Knex.Transaction) {
+/** Messages (all their columns, or the ones named) with their media columns joined in. */
+export function selectMessages(db: Knex | Knex.Transaction, columns: string[] = ['msg.*']) {
   return db('messages as msg')
     .leftJoin('media as med', 'med.id', 'msg.media_id')
-    .select('msg.*', 'med.sha256 as m_sha256', 'med.mimetype as m_mimetype', 'med.size as m_size');
+    .select(...columns, 'med.sha256 as m_sha256', 'med.mimetype as m_mimetype', 'med.size as m_size');
 }
 
 export function messageRepo(db: Knex | Knex.Transaction): MessageRepo {
@@ -100,9 +99,7 @@ export function messageRepo(db: Knex | Knex.Transaction): MessageRepo {
       return row ? toMessage(row) : null;
     },
     async page(portalId, conversationId, beforeId, limit) {
-      const q = db('messages as msg')
-        .leftJoin('media as med', 'med.id', 'msg.media_id')
-        .select(HISTORY_COLUMNS)
+      const q = selectMessages(db, HISTORY_COLUMNS)
         .where({ 'msg.portal_id': portalId, 'msg.conversation_id': conversationId })
         .orderBy('msg.id', 'desc')
         .limit(limit);
