@@ -276,6 +276,26 @@ async function historyPage(srv: RunningServer, p: Awaited<ReturnType<typeof port
     if (i >= WARMUP) bare.push(ms(now() - t1));
   }
   latencyRows('history page of 50 from 100,000 messages (HTTP)', api, bare, 'bare SQLite SELECT', 5);
+
+  // The HTTP floor: the same page's JSON, from the same client, served by a bare express route
+  // that only sends a fixed body. What is left above it is the server's own work.
+  const body = JSON.stringify(check.body);
+  const app = express();
+  app.get('/page', (_req, res) => {
+    res.type('application/json').send(body);
+  });
+  app.get('/healthz', (_req, res) => {
+    res.send('ok');
+  });
+  const floor = app.listen(0, '127.0.0.1');
+  await new Promise((r) => floor.once('listening', r));
+  const floorUrl = `http://127.0.0.1:${(floor.address() as { port: number }).port}/page`;
+  const floorRun = await loadClient<{ latenciesMs: number[] }>({ mode: 'get', urls: befores.map(() => floorUrl), headers: {} });
+  floor.closeAllConnections();
+  await new Promise((r) => floor.close(r));
+  const floorLat = floorRun.latenciesMs.slice(WARMUP);
+  rows.push({ name: 'history page: same body from a bare express route (HTTP floor), p99', value: +quantile(floorLat, 0.99).toFixed(2), unit: 'ms', baseline: null, baselineName: '', target: 'info', pass: null });
+  rows.push({ name: 'history page: same body from a bare express route (HTTP floor), p50', value: +quantile(floorLat, 0.5).toFixed(2), unit: 'ms', baseline: null, baselineName: '', target: 'info', pass: null });
 }
 
 // ------------------------------------------------------------------ widget
