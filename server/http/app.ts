@@ -31,6 +31,10 @@ export function createApp(parts: AppParts): express.Express {
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
   app.set('query parser', 'extended');
+  // No ETag on generated responses: API bodies are per user and nobody revalidates them, and
+  // hashing every body was ~1.4% of the server's CPU serving history pages. The widget bundles
+  // set their own content-hash ETag (widgetAssets.ts).
+  app.set('etag', false);
 
   // Request id and a child logger; HTTP latency by route pattern (not by raw URL: bounded labels).
   app.use((req, res, next) => {
