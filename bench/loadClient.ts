@@ -37,7 +37,7 @@ const agent = new http.Agent({ keepAlive: true });
 function request(url: string, method: 'GET' | 'POST', headers: Record<string, string>, body?: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method, agent, headers: body === undefined ? headers : { ...headers, 'Content-Length': String(Buffer.byteLength(body)) } }, (res) => {
-      res.on('data', () => undefined);
+      res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
       res.on('error', reject);
     });

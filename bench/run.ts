@@ -181,6 +181,19 @@ async function sseLatency(srv: RunningServer, p: Awaited<ReturnType<typeof porta
 
 // ------------------------------------------------------------------ outbound POST → engine send
 
+/** A bare express app on a loopback port, for a baseline: its base URL and how to stop it. */
+async function listenBare(app: express.Express): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
 /** Runs one job of bench/loadClient.ts in a process of its own (see there why). */
 function loadClient<T>(job: Record<string, unknown>): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -230,13 +243,11 @@ async function outboundLatency(srv: RunningServer, p: Awaited<ReturnType<typeof 
   app.post('/x', (_req, res) => {
     res.status(201).json({ ok: true });
   });
-  const bare = app.listen(0, '127.0.0.1');
-  await new Promise((r) => bare.once('listening', r));
-  const bareUrl = `http://127.0.0.1:${(bare.address() as { port: number }).port}/x`;
+  const bare = await listenBare(app);
+  const bareUrl = `${bare.url}/x`;
   await post(WARMUP, 'bare-warmup', bareUrl, {});
   const bareRun = await post(N, 'bare', bareUrl, {});
-  bare.closeAllConnections();
-  await new Promise((r) => bare.close(r));
+  await bare.close();
   const bareLat = bareRun.starts.map((start, i) => ms(BigInt(bareRun.ends[i]!) - BigInt(start)));
   latencyRows('outbound POST → engine send, 100 msg/s', lat, bareLat, 'bare express POST round trip', 25);
 }
@@ -284,15 +295,9 @@ async function historyPage(srv: RunningServer, p: Awaited<ReturnType<typeof port
   app.get('/page', (_req, res) => {
     res.type('application/json').send(body);
   });
-  app.get('/healthz', (_req, res) => {
-    res.send('ok');
-  });
-  const floor = app.listen(0, '127.0.0.1');
-  await new Promise((r) => floor.once('listening', r));
-  const floorUrl = `http://127.0.0.1:${(floor.address() as { port: number }).port}/page`;
-  const floorRun = await loadClient<{ latenciesMs: number[] }>({ mode: 'get', urls: befores.map(() => floorUrl), headers: {} });
-  floor.closeAllConnections();
-  await new Promise((r) => floor.close(r));
+  const floor = await listenBare(app);
+  const floorRun = await loadClient<{ latenciesMs: number[] }>({ mode: 'get', urls: befores.map(() => `${floor.url}/page`), headers: {} });
+  await floor.close();
   const floorLat = floorRun.latenciesMs.slice(WARMUP);
   rows.push({ name: 'history page: same body from a bare express route (HTTP floor), p99', value: +quantile(floorLat, 0.99).toFixed(2), unit: 'ms', baseline: null, baselineName: '', target: 'info', pass: null });
   rows.push({ name: 'history page: same body from a bare express route (HTTP floor), p50', value: +quantile(floorLat, 0.5).toFixed(2), unit: 'ms', baseline: null, baselineName: '', target: 'info', pass: null });
