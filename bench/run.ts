@@ -106,6 +106,19 @@ async function inboundThroughput(srv: RunningServer, p: Awaited<ReturnType<typeo
 
 // ------------------------------------------------------------------ SSE latency
 
+/** A bare HTTP server (an express app or a plain handler) on a loopback port, for a baseline. */
+async function listenBare(handler: http.RequestListener): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = http.createServer(handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
 async function readSse(url: string, onEvent: (name: string, data: string) => void, signal: AbortSignal): Promise<void> {
   const res = await fetch(url, { signal });
   const reader = res.body!.getReader();
@@ -152,16 +165,15 @@ async function sseLatency(srv: RunningServer, p: Awaited<ReturnType<typeof porta
 
   // Baseline: a bare SSE endpoint writing an event on the same schedule.
   const clients = new Set<http.ServerResponse>();
-  const bare = http.createServer((_req, res) => {
+  const bare = await listenBare((_req, res) => {
     res.writeHead(200, { 'Content-Type': 'text/event-stream' });
     res.socket?.setNoDelay(true);
     clients.add(res);
   });
-  await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
   const bareLat: number[] = [];
   const bareSent = new Map<string, bigint>();
   const c2 = new AbortController();
-  void readSse(`http://127.0.0.1:${(bare.address() as { port: number }).port}/`, (_n, data) => {
+  void readSse(`${bare.url}/`, (_n, data) => {
     const t = bareSent.get(data);
     if (t !== undefined) bareLat.push(ms(now() - t));
   }, c2.signal);
@@ -174,25 +186,12 @@ async function sseLatency(srv: RunningServer, p: Awaited<ReturnType<typeof porta
   await waitFor(() => bareLat.length === N, 30_000, 'bare SSE events');
   c2.abort();
   for (const c of clients) c.end();
-  bare.closeAllConnections();
-  await new Promise((r) => bare.close(r));
+  await bare.close();
   latencyRows('engine event → SSE at client, 100 msg/s', lat, bareLat, 'bare SSE write', 25);
 }
 
 // ------------------------------------------------------------------ outbound POST → engine send
 
-/** A bare express app on a loopback port, for a baseline: its base URL and how to stop it. */
-async function listenBare(app: express.Express): Promise<{ url: string; close: () => Promise<void> }> {
-  const server = app.listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
-    },
-  };
-}
 
 /** Runs one job of bench/loadClient.ts in a process of its own (see there why). */
 function loadClient<T>(job: Record<string, unknown>): Promise<T> {
